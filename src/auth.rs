@@ -1,0 +1,1 @@
+//! Registry credentials and the `X-Registry-Auth` header.

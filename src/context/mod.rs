@@ -1,0 +1,30 @@
+//! The build context: an in-memory tree of files and the tar stream made from it.
+//!
+//! Every source (a git commit, later a local directory or a tar) is turned into a [`Tree`] first,
+//! so that `.dockerignore` and the tar writer see one model, whatever the source.
+
+mod tar;
+mod tree;
+
+pub use self::tar::{TarBody, TarOptions};
+pub use self::tree::{Entry, Kind, Tree};
+
+/// Errors while assembling a build context.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path that would escape the context root or is otherwise unusable in a tar.
+    #[error(
+        "invalid path in build context: {0:?}: paths must be relative and must not contain '..'"
+    )]
+    InvalidPath(String),
+    /// The Dockerfile named with `-f` is not in the context.
+    #[error(
+        "Dockerfile {0:?} not found in the build context: check -f and the context's subdirectory"
+    )]
+    DockerfileMissing(String),
+    /// The requested subdirectory does not exist or is not a directory.
+    #[error(
+        "subdirectory {0:?} not found in the repository: check the ':SUBDIR' part of the address"
+    )]
+    SubdirMissing(String),
+}

@@ -1,0 +1,17 @@
+//! The crate-wide error: one variant per layer, each converting cleanly with `?`.
+
+/// Anything that can go wrong between a repository address and a pushed image.
+///
+/// The `Display` text is one line meant for a person; it never contains a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Fetching or reading the repository failed.
+    #[error(transparent)]
+    Git(#[from] crate::git::Error),
+    /// Building the context failed.
+    #[error(transparent)]
+    Context(#[from] crate::context::Error),
+    /// Talking to the engine failed, or the engine reported an error.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+}
