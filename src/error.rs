@@ -14,4 +14,10 @@ pub enum Error {
     /// Talking to the engine failed, or the engine reported an error.
     #[error(transparent)]
     Engine(#[from] crate::engine::Error),
+    /// Reading a local source failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::Error),
+    /// An image reference is invalid.
+    #[error(transparent)]
+    Reference(#[from] crate::reference::Error),
 }

@@ -16,5 +16,7 @@ pub mod context;
 pub mod engine;
 mod error;
 pub mod git;
+pub mod reference;
+pub mod source;
 
 pub use error::Error;
