@@ -15,6 +15,8 @@ pub enum Source {
     Git(git::Address),
     /// A directory on the local file system, sent as it is (like `docker build DIR`).
     Dir(PathBuf),
+    /// A tar (plain or gzip) on standard input (`docker build -`).
+    Stdin,
 }
 
 /// Errors while reading a local source.
@@ -40,6 +42,9 @@ impl Source {
     /// Decides what `s` names, as `docker build` does: an existing local directory is a
     /// directory, anything else is a git address.
     pub fn parse(s: &str) -> Result<Source, git::Error> {
+        if s == "-" {
+            return Ok(Source::Stdin);
+        }
         let p = Path::new(s);
         if !s.contains('#') && p.is_dir() && !looks_like_bare_repo(p) {
             return Ok(Source::Dir(p.to_path_buf()));
@@ -56,6 +61,15 @@ impl Source {
                     tree: c.tree,
                     commit: Some(c.commit),
                 })
+            }
+            Source::Stdin => {
+                let tree = tokio::task::spawn_blocking(|| read_tar_tree(std::io::stdin().lock()))
+                    .await
+                    .map_err(|e| Error::Read {
+                        path: "standard input".into(),
+                        why: e.to_string(),
+                    })??;
+                Ok(Loaded { tree, commit: None })
             }
             Source::Dir(dir) => {
                 let tree = tokio::task::spawn_blocking(move || read_dir_tree(&dir))
@@ -147,4 +161,147 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, Error> {
         }
     }
     Ok(Tree::from_entries(newest, entries)?)
+}
+
+/// Reads a tar (gzip-compressed or not, as `docker build -` accepts) into a [`Tree`].
+/// Hard links and special files are left out; paths are cleaned of a leading `./`.
+pub fn read_tar_tree(input: impl std::io::Read) -> Result<Tree, Error> {
+    let err = |why: String| Error::Read {
+        path: "the tar on standard input".into(),
+        why,
+    };
+    let mut raw = Vec::new();
+    let mut input = input;
+    input
+        .read_to_end(&mut raw)
+        .map_err(|e| err(e.to_string()))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut plain)
+            .map_err(|e| err(format!("bad gzip data: {e}")))?;
+        raw = plain;
+    }
+    let mut entries = Vec::new();
+    let mut newest = 0;
+    let mut archive = tar::Archive::new(&raw[..]);
+    for item in archive.entries().map_err(|e| err(e.to_string()))? {
+        let mut item = item.map_err(|e| err(format!("not a valid tar: {e}")))?;
+        let mut path = item.path_bytes().into_owned();
+        while path.starts_with(b"./") {
+            path.drain(..2);
+        }
+        while path.ends_with(b"/") {
+            path.pop();
+        }
+        if path.is_empty() || path == b"." {
+            continue;
+        }
+        let header = item.header();
+        newest = newest.max(header.mtime().unwrap_or(0));
+        let mode = header.mode().unwrap_or(0o644);
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => Kind::Symlink {
+                target: item
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default(),
+            },
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut data = Vec::with_capacity(item.size() as usize);
+                std::io::Read::read_to_end(&mut item, &mut data).map_err(|e| err(e.to_string()))?;
+                Kind::File {
+                    data: Bytes::from(data),
+                    executable: mode & 0o100 != 0,
+                }
+            }
+            _ => continue,
+        };
+        entries.push(Entry { path, kind });
+    }
+    add_missing_parents(&mut entries);
+    Ok(Tree::from_entries(newest, entries)?)
+}
+
+/// A tar may list `a/b` without `a/`; the tree wants every directory present.
+fn add_missing_parents(entries: &mut Vec<Entry>) {
+    let have: std::collections::HashSet<Vec<u8>> = entries.iter().map(|e| e.path.clone()).collect();
+    let mut add = std::collections::BTreeSet::new();
+    for e in entries.iter() {
+        for (i, b) in e.path.iter().enumerate() {
+            if *b == b'/' && !have.contains(&e.path[..i]) {
+                add.insert(e.path[..i].to_vec());
+            }
+        }
+    }
+    entries.extend(add.into_iter().map(|path| Entry {
+        path,
+        kind: Kind::Dir,
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{TarBody, TarOptions};
+
+    #[test]
+    fn a_tar_round_trips_through_the_tree() {
+        let tree = Tree::from_entries(
+            42,
+            vec![
+                Entry {
+                    path: b"d".to_vec(),
+                    kind: Kind::Dir,
+                },
+                Entry {
+                    path: b"d/x.sh".to_vec(),
+                    kind: Kind::File {
+                        data: Bytes::from_static(b"echo"),
+                        executable: true,
+                    },
+                },
+                Entry {
+                    path: b"l".to_vec(),
+                    kind: Kind::Symlink {
+                        target: b"d/x.sh".to_vec(),
+                    },
+                },
+            ],
+        )
+        .unwrap();
+        let tar: Vec<u8> = TarBody::new(tree.clone(), TarOptions::default())
+            .flat_map(|b| b.to_vec())
+            .collect();
+        assert_eq!(read_tar_tree(&tar[..]).unwrap(), tree);
+        let gz: Vec<u8> = TarBody::new(
+            tree.clone(),
+            TarOptions {
+                gzip_level: Some(1),
+            },
+        )
+        .flat_map(|b| b.to_vec())
+        .collect();
+        assert_eq!(read_tar_tree(&gz[..]).unwrap(), tree);
+    }
+
+    #[test]
+    fn parents_are_added_and_garbage_is_an_error() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "./a/b/c", &b"x"[..]).unwrap();
+        let t = read_tar_tree(&b.into_inner().unwrap()[..]).unwrap();
+        let paths: Vec<_> = t
+            .entries()
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .collect();
+        assert_eq!(paths, ["a", "a/b", "a/b/c"]);
+        let e = read_tar_tree(&b"this is not a tar at all, not even close. "[..].repeat(20)[..])
+            .unwrap_err();
+        assert!(e.to_string().contains("standard input"), "{e}");
+    }
 }

@@ -10,11 +10,23 @@ use common::*;
 fn builds_from_git_and_the_image_has_run_output_and_repo_files_with_modes() {
     let bed = bed();
     let tag = format!("dbuild-e2e-demo:{}", unique("t"));
-    let out = dbuild(&["build", &format!("{}/demo.git", bed.git), "-t", &tag], None, &[], None);
+    let out = dbuild(
+        &["build", &format!("{}/demo.git", bed.git), "-t", &tag],
+        None,
+        &[],
+        None,
+    );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let id = text(&out.stdout).trim().to_owned();
-    assert!(id.starts_with("sha256:") && id.len() == 71, "image id on stdout: {id:?}");
-    assert!(text(&out.stderr).contains("Step 1/"), "build log shown live: {}", text(&out.stderr));
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "image id on stdout: {id:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("Step 1/"),
+        "build log shown live: {}",
+        text(&out.stderr)
+    );
     assert_eq!(run_in(&tag, &["cat", "/from-run.txt"]), "built-by-run");
     assert_eq!(run_in(&tag, &["stat", "-c", "%a", "/hello.sh"]), "755");
     assert_eq!(run_in(&tag, &["stat", "-c", "%a", "/data.txt"]), "644");
@@ -27,7 +39,17 @@ fn builds_from_git_and_the_image_has_run_output_and_repo_files_with_modes() {
 fn builds_a_subdirectory_given_by_the_fragment() {
     let bed = bed();
     let tag = format!("dbuild-e2e-nested:{}", unique("t"));
-    let out = dbuild(&["build", &format!("{}/nested.git#main:app", bed.git), "-t", &tag], None, &[], None);
+    let out = dbuild(
+        &[
+            "build",
+            &format!("{}/nested.git#main:app", bed.git),
+            "-t",
+            &tag,
+        ],
+        None,
+        &[],
+        None,
+    );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     docker(&["rmi", "-f", &tag]);
 }
@@ -38,14 +60,26 @@ fn pushes_with_correct_credentials_and_the_registry_has_the_printed_digest() {
     let tag = unique("v");
     let name = format!("{}/e2e-push:{tag}", bed.registry);
     let out = dbuild(
-        &["build", &format!("{}/demo.git", bed.git), "-t", &name, "--push", "--username", &bed.user, "--password-stdin"],
+        &[
+            "build",
+            &format!("{}/demo.git", bed.git),
+            "-t",
+            &name,
+            "--push",
+            "--username",
+            &bed.user,
+            "--password-stdin",
+        ],
         Some(&format!("{}\n", bed.password)),
         &[],
         None,
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stderr: {stderr}");
-    let line = stdout.lines().find(|l| l.starts_with(&format!("{name}@"))).unwrap_or_else(|| panic!("no digest line in {stdout:?}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}@")))
+        .unwrap_or_else(|| panic!("no digest line in {stdout:?}"));
     let printed = line.rsplit('@').next().unwrap();
     assert_eq!(printed, registry_digest(&bed, "e2e-push", &tag));
     assert!(!stdout.contains(&bed.password) && !stderr.contains(&bed.password));
@@ -58,7 +92,16 @@ fn push_with_a_wrong_password_fails_with_unauthorized_and_never_shows_it() {
     let name = format!("{}/e2e-denied:{}", bed.registry, unique("v"));
     let wrong = "Wr0ng-Pa55word-e2e-QZX";
     let out = dbuild(
-        &["build", &format!("{}/demo.git", bed.git), "-t", &name, "--push", "--username", &bed.user, "--password-stdin"],
+        &[
+            "build",
+            &format!("{}/demo.git", bed.git),
+            "-t",
+            &name,
+            "--push",
+            "--username",
+            &bed.user,
+            "--password-stdin",
+        ],
         Some(wrong),
         &[],
         None,
@@ -66,20 +109,43 @@ fn push_with_a_wrong_password_fails_with_unauthorized_and_never_shows_it() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("dbuild: error: push of") && last.contains("unauthorized"), "{stderr}");
-    assert!(!stdout.contains(wrong) && !stderr.contains(wrong), "password leaked");
+    assert!(
+        last.starts_with("dbuild: error: push of") && last.contains("unauthorized"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains(wrong) && !stderr.contains(wrong),
+        "password leaked"
+    );
     docker(&["rmi", "-f", &name]);
 }
 
 #[test]
 fn a_failing_run_step_fails_with_the_daemons_message() {
     let bed = bed();
-    let out = dbuild(&["build", &format!("{}/failing.git", bed.git), "-t", &format!("dbuild-e2e-fail:{}", unique("t"))], None, &[], None);
+    let out = dbuild(
+        &[
+            "build",
+            &format!("{}/failing.git", bed.git),
+            "-t",
+            &format!("dbuild-e2e-fail:{}", unique("t")),
+        ],
+        None,
+        &[],
+        None,
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(stderr.contains("dbuild-expected-failure"), "RUN output streamed: {stderr}");
+    assert!(
+        stderr.contains("dbuild-expected-failure"),
+        "RUN output streamed: {stderr}"
+    );
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("dbuild: error: build failed:") && last.contains("returned a non-zero code: 3"), "{last}");
+    assert!(
+        last.starts_with("dbuild: error: build failed:")
+            && last.contains("returned a non-zero code: 3"),
+        "{last}"
+    );
 }
 
 #[test]
@@ -90,12 +156,22 @@ fn leaves_no_file_in_home_tmpdir_or_the_working_directory() {
     let out = dbuild(
         &["build", &format!("{}/demo.git", bed.git), "-t", &tag],
         None,
-        &[("HOME", &home), ("TMPDIR", &tmp), ("XDG_CACHE_HOME", &home), ("XDG_CONFIG_HOME", &home)],
+        &[
+            ("HOME", &home),
+            ("TMPDIR", &tmp),
+            ("XDG_CACHE_HOME", &home),
+            ("XDG_CONFIG_HOME", &home),
+        ],
         Some(&cwd),
     );
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     for d in [&home, &tmp, &cwd] {
-        assert_eq!(is_empty_dir(d), Vec::<String>::new(), "dbuild wrote into {}", d.display());
+        assert_eq!(
+            is_empty_dir(d),
+            Vec::<String>::new(),
+            "dbuild wrote into {}",
+            d.display()
+        );
         std::fs::remove_dir(d).unwrap();
     }
     docker(&["rmi", "-f", &tag]);
@@ -113,7 +189,10 @@ fn context_command_writes_the_tar_build_would_send() {
     let mut names = Vec::new();
     for e in ar.entries().unwrap() {
         let e = e.unwrap();
-        names.push((e.path().unwrap().display().to_string(), e.header().mode().unwrap()));
+        names.push((
+            e.path().unwrap().display().to_string(),
+            e.header().mode().unwrap(),
+        ));
     }
     assert!(names.contains(&("Dockerfile".into(), 0o644)), "{names:?}");
     assert!(names.contains(&("hello.sh".into(), 0o755)), "{names:?}");

@@ -20,7 +20,10 @@ pub struct Bed {
 }
 
 fn var(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 pub fn bed() -> Bed {
@@ -33,7 +36,11 @@ pub fn bed() -> Bed {
     require_port(&b.git.trim_start_matches("git://").to_owned(), "git daemon");
     require_port(&b.registry, "registry");
     let ping = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
-    assert!(ping.status.success(), "the Docker engine is not answering: run `bash scripts/testbed.sh up` ({})", String::from_utf8_lossy(&ping.stderr));
+    assert!(
+        ping.status.success(),
+        "the Docker engine is not answering: run `bash scripts/testbed.sh up` ({})",
+        String::from_utf8_lossy(&ping.stderr)
+    );
     b
 }
 
@@ -46,19 +53,38 @@ fn require_port(hostport: &str, what: &str) {
 
 /// A tag unique to this test run, so parallel tests and reruns never collide.
 pub fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     format!("{name}-{}-{nanos}", std::process::id())
 }
 
 /// Runs the real docker CLI (a test tool only; dbuild never runs it).
 pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).stdin(Stdio::null()).output().expect("the docker CLI is installed by the test bed")
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the docker CLI is installed by the test bed")
 }
 
 /// Runs `dbuild` with `args`, `stdin` written to its standard input, and extra environment.
-pub fn dbuild(args: &[&str], stdin: Option<&str>, env: &[(&str, &Path)], cwd: Option<&Path>) -> Output {
+pub fn dbuild(
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &Path)],
+    cwd: Option<&Path>,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dbuild"));
-    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -81,7 +107,11 @@ pub fn run_in(image: &str, cmd: &[&str]) -> String {
     let mut args = vec!["run", "--rm", image];
     args.extend_from_slice(cmd);
     let out = docker(&args);
-    assert!(out.status.success(), "docker run {image} {cmd:?}: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "docker run {image} {cmd:?}: {}",
+        text(&out.stderr)
+    );
     text(&out.stdout).trim().to_owned()
 }
 
@@ -90,17 +120,24 @@ pub fn registry_digest(bed: &Bed, repo: &str, tag: &str) -> String {
     let url = format!("http://{}/v2/{repo}/manifests/{tag}", bed.registry);
     let out = Command::new("curl")
         .args(["-sS", "-I", "-u", &format!("{}:{}", bed.user, bed.password)])
-        .args(["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+        .args([
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ])
         .args(["-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
         .arg(&url)
         .output()
         .expect("curl");
     let head = text(&out.stdout);
-    assert!(head.starts_with("HTTP/1.1 200"), "registry answered for {url}: {head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "registry answered for {url}: {head}"
+    );
     head.lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_owned())
+            k.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| v.trim().to_owned())
         })
         .expect("Docker-Content-Digest header")
 }
@@ -113,5 +150,8 @@ pub fn empty_dir(name: &str) -> std::path::PathBuf {
 }
 
 pub fn is_empty_dir(d: &Path) -> Vec<String> {
-    std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }

@@ -59,7 +59,7 @@ enum Command {
 
 #[derive(Args)]
 struct BuildArgs {
-    /// git URL (with optional #REF:SUBDIR) or local directory.
+    /// git URL (with optional #REF:SUBDIR), local directory, or - for a tar on stdin.
     source: String,
     /// Name and tag for the image (repeatable).
     #[arg(short = 't', long = "tag")]
