@@ -33,7 +33,7 @@ pub fn bed() -> Bed {
         user: var("DBUILD_TEST_REGISTRY_USER", "alice"),
         password: var("DBUILD_TEST_REGISTRY_PASSWORD", "dbuild-test-secret-7Q"),
     };
-    require_port(&b.git.trim_start_matches("git://").to_owned(), "git daemon");
+    require_port(b.git.trim_start_matches("git://"), "git daemon");
     require_port(&b.registry, "registry");
     let ping = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
     assert!(
