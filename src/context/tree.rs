@@ -60,7 +60,9 @@ pub struct Tree {
 
 /// Checks that `path` is relative and has no empty, `.` or `..` components.
 pub(crate) fn check_path(path: &[u8]) -> Result<(), Error> {
+    // A NUL would end the name early in the tar header.
     let bad = path.is_empty()
+        || path.contains(&0)
         || path
             .split(|b| *b == b'/')
             .any(|c| c.is_empty() || c == b"." || c == b"..");
@@ -85,6 +87,14 @@ impl Tree {
     pub fn from_entries(mtime: u64, mut entries: Vec<Entry>) -> Result<Self, Error> {
         for e in &entries {
             check_path(&e.path)?;
+            if let Kind::Symlink { target } = &e.kind {
+                if target.is_empty() || target.contains(&0) {
+                    return Err(Error::InvalidPath(format!(
+                        "{} (symlink with an empty target or a NUL byte in it)",
+                        String::from_utf8_lossy(&e.path)
+                    )));
+                }
+            }
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         entries.dedup_by(|later, earlier| {
@@ -194,7 +204,7 @@ mod tests {
 
     #[test]
     fn rejects_escaping_paths() {
-        for p in ["../x", "/abs", "a/../b", "a//b", ".", "", "a/"] {
+        for p in ["../x", "/abs", "a/../b", "a//b", ".", "", "a/", "nul\0byte"] {
             assert!(
                 Tree::from_entries(0, vec![file(p)]).is_err(),
                 "{p:?} accepted"
