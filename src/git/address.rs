@@ -359,6 +359,7 @@ mod tests {
     #[test]
     fn parse_table() {
         use Scheme::*;
+        #[rustfmt::skip]
         let rows: &[Row] = &[
             (
                 "git://h/r.git",

@@ -80,9 +80,12 @@ pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
         .unwrap_or(false);
     let objects = fetch_pack(&mut conn, want, shallow).map_err(|why| {
         if why.contains("not our ref") {
+            // Protocol v2 servers (git's upload-pack) serve any object they have, so in practice
+            // this means the commit is not there; older servers also refuse non-tip commits.
             fail(format!(
-                "the server refused to send commit {want}: it only serves commits that a branch or tag points to \
-                 (the server needs uploadpack.allowReachableSHA1InWant or allowAnySHA1InWant); name a branch or tag instead"
+                "the server does not have commit {want} or refuses to send it (servers may only \
+                 serve commits a branch or tag points to unless uploadpack.allowReachableSHA1InWant \
+                 or allowAnySHA1InWant is set): check the commit id, or name a branch or tag"
             ))
         } else {
             fail(why)
@@ -377,12 +380,7 @@ mod tests {
         assert_eq!(r.id.to_string(), id);
         let r = parse_ref_line(format!("{id} refs/tags/v1 peeled:{p}").as_bytes()).unwrap();
         assert_eq!(r.peeled.unwrap().to_string(), p);
-        for bad in [
-            "",
-            "zz refs/heads/x",
-            &format!("{id}"),
-            &format!("{id} x peeled:q"),
-        ] {
+        for bad in ["", "zz refs/heads/x", id, &format!("{id} x peeled:q")] {
             assert!(parse_ref_line(bad.as_bytes()).is_err(), "{bad:?}");
         }
     }
