@@ -57,12 +57,18 @@ pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
     let write = stream
         .try_clone()
         .map_err(|e| fail(format!("cannot use the connection: {e}")))?;
+    // The daemon reads `host=` as `name[:port]`, so IPv6 literals need their brackets back.
+    let virtual_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
     let mut conn = Connection::new(
         stream,
         write,
         Protocol::V2,
         addr.path(),
-        Some((host, addr.port())),
+        Some((virtual_host, addr.port())),
         ConnectMode::Daemon,
         false,
     );
