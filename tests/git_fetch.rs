@@ -533,3 +533,34 @@ fn async_fetch_works() {
         .unwrap();
     assert_eq!(c.commit, f.c2);
 }
+
+/// A server that answers every connection with `reply` and hangs up: whatever it sends, the
+/// fetch must fail with an error, not panic or hang.
+fn garbage_server(reply: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(1) {
+            use std::io::Write;
+            let Ok(mut s) = stream else { continue };
+            let _ = s.write_all(reply);
+        }
+    });
+    port
+}
+
+#[test]
+fn hostile_servers_give_errors() {
+    for reply in [
+        &b""[..],
+        b"hello world",
+        b"0008ERR \n",
+        b"000eversion 2\n0000",
+        b"000eversion 2\n000cls-refs\n0000ffff",
+        b"zzzz",
+    ] {
+        let port = garbage_server(reply);
+        let msg = err(&format!("git://127.0.0.1:{port}/r#main"));
+        assert!(msg.starts_with("fetching git://127.0.0.1:"), "{msg}");
+    }
+}
