@@ -1,0 +1,400 @@
+//! The `git://` transport: protocol v2 `ls-refs` + a depth-1 `fetch`, pack kept in memory.
+//!
+//! gix's high-level fetch always writes the received pack to disk, which dbuild must never do.
+//! So this module drives the protocol itself on top of gix-transport's blocking connection:
+//! it lists only the refs it needs, asks for one commit with `deepen 1`, demultiplexes the
+//! side-band pack and hands the stream to [`super::pack::read_pack`].
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use gix_hash::ObjectId;
+use gix_transport::bstr::BString;
+use gix_transport::client::blocking_io::{
+    ExtendedBufRead, ReadlineBufRead, Transport, TransportV2Ext,
+};
+use gix_transport::client::git::blocking_io::Connection;
+use gix_transport::client::git::ConnectMode;
+use gix_transport::client::{Capabilities, MessageKind};
+use gix_transport::packetline::PacketLineRef;
+use gix_transport::{Protocol, Service};
+
+use super::pack::{chain, read_pack};
+use super::{odb, Address, Error};
+
+/// The git daemon's registered port.
+const DEFAULT_PORT: u16 = 9418;
+/// How long to wait for a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long any single read or write may stall before the fetch is abandoned.
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One advertised ref, as `ls-refs` reports it.
+#[derive(Debug)]
+struct RemoteRef {
+    name: BString,
+    /// What the ref points to (an annotated tag's own id for tags).
+    id: ObjectId,
+    /// For annotated tags: the object the tag points to.
+    peeled: Option<ObjectId>,
+}
+
+/// Fetches the commit `addr` names from a git daemon and returns its tree.
+pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
+    let url = addr.redacted_url();
+    let fail = |why: String| Error::Fetch {
+        url: url.clone(),
+        why,
+    };
+    let host = addr
+        .host()
+        .ok_or_else(|| fail("the address has no host".into()))?;
+    let port = addr.port().unwrap_or(DEFAULT_PORT);
+    let stream = connect(host, port).map_err(&fail)?;
+    let write = stream
+        .try_clone()
+        .map_err(|e| fail(format!("cannot use the connection: {e}")))?;
+    // The daemon reads `host=` as `name[:port]`, so IPv6 literals need their brackets back.
+    let virtual_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let mut conn = Connection::new(
+        stream,
+        write,
+        Protocol::V2,
+        addr.path(),
+        Some((virtual_host, addr.port())),
+        ConnectMode::Daemon,
+        false,
+    );
+
+    let capabilities = handshake(&mut conn).map_err(&fail)?;
+    let want = match addr.reference.as_deref() {
+        Some(r) if is_full_hex_id(r) => {
+            ObjectId::from_hex(r.as_bytes()).map_err(|e| fail(format!("bad commit id: {e}")))?
+        }
+        reference => resolve_ref(&mut conn, reference, &url)?,
+    };
+    let shallow = capabilities
+        .capability("fetch")
+        .and_then(|c| c.supports("shallow"))
+        .unwrap_or(false);
+    let objects = fetch_pack(&mut conn, want, shallow).map_err(|why| {
+        if why.contains("not our ref") {
+            // Protocol v2 servers (git's upload-pack) serve any object they have, so in practice
+            // this means the commit is not there; older servers also refuse non-tip commits.
+            fail(format!(
+                "the server does not have commit {want} or refuses to send it (servers may only \
+                 serve commits a branch or tag points to unless uploadpack.allowReachableSHA1InWant \
+                 or allowAnySHA1InWant is set): check the commit id, or name a branch or tag"
+            ))
+        } else {
+            fail(why)
+        }
+    })?;
+    let resolved = odb::checkout(&objects, want).map_err(&fail)?;
+    drop(objects);
+    let tree = match addr.subdir.as_deref() {
+        Some(dir) => resolved.tree.subtree(dir)?,
+        None => resolved.tree,
+    };
+    Ok(super::Checkout {
+        commit: resolved.commit.to_string(),
+        tree,
+    })
+}
+
+/// Whether `s` is a full SHA-1 commit id (what can be asked for directly with `want`).
+pub(crate) fn is_full_hex_id(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Opens a TCP connection, trying every address the host resolves to.
+fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("unknown host {host:?}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("unknown host {host:?}: it resolves to no address"));
+    }
+    let mut last = None;
+    for sa in addrs {
+        match TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                // Timeouts keep a silent or stalled server from hanging the build forever.
+                let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+                let _ = s.set_write_timeout(Some(IO_TIMEOUT));
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::other("no address"));
+    Err(match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {host}:{port}: is a git daemon running there?")
+        }
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("timed out connecting to {host}:{port}")
+        }
+        _ => format!("cannot connect to {host}:{port}: {e}"),
+    })
+}
+
+/// Performs the protocol v2 handshake and returns the server's capabilities.
+fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
+    let resp = conn
+        .handshake(Service::UploadPack, &[])
+        .map_err(|e| handshake_error(&e))?;
+    if resp.actual_protocol != Protocol::V2 {
+        return Err(format!(
+            "the server only speaks git protocol {:?}; dbuild needs protocol v2 (git 2.18 or newer on the server)",
+            resp.actual_protocol
+        ));
+    }
+    Ok(resp.capabilities)
+}
+
+/// Turns a handshake failure into a message a person can act on.
+fn handshake_error(e: &gix_transport::client::Error) -> String {
+    let text = chain(e);
+    if text.contains("not exported") || text.contains("does not appear to be a git repository") {
+        "repository not found (or not exported by the git daemon): check the path in the URL".into()
+    } else if let Some(msg) = server_error_text(&text) {
+        format!("the server refused the connection: {msg}")
+    } else if text.contains("end of file") || text.contains("EOF") || text.contains("eof") {
+        "the server closed the connection during the handshake: the repository may not exist or may not be exported"
+            .into()
+    } else {
+        format!("handshake failed: {text}")
+    }
+}
+
+/// The text of an `ERR` packet line inside an error message, if there is one.
+fn server_error_text(text: &str) -> Option<&str> {
+    text.find("ERR ").map(|i| text[i + 4..].trim())
+}
+
+/// Lists the refs that could match `reference` and picks the one git would.
+///
+/// No reference means the remote's `HEAD`, i.e. its default branch (like BuildKit; never a
+/// hard-coded `master`). A name is tried as a full ref, then as `refs/<name>`, a tag, and a
+/// branch (git's own order, so a tag wins over a branch of the same name).
+fn resolve_ref<T: Transport>(
+    conn: &mut T,
+    reference: Option<&str>,
+    url: &str,
+) -> Result<ObjectId, Error> {
+    let fail = |why: String| Error::Fetch {
+        url: url.to_owned(),
+        why,
+    };
+    let candidates: Vec<String> = match reference {
+        None => vec!["HEAD".into()],
+        Some(r) if r.starts_with("refs/") || r == "HEAD" => vec![r.to_owned()],
+        Some(r) => vec![
+            format!("refs/{r}"),
+            format!("refs/tags/{r}"),
+            format!("refs/heads/{r}"),
+        ],
+    };
+    let refs = ls_refs(conn, &candidates).map_err(&fail)?;
+    for c in &candidates {
+        if let Some(r) = refs.iter().find(|r| r.name == c.as_bytes()) {
+            return Ok(r.peeled.unwrap_or(r.id));
+        }
+    }
+    match reference {
+        None => Err(fail(
+            "the repository is empty: its HEAD (default branch) has no commits".into(),
+        )),
+        Some(r) => {
+            let hint = if r.len() < 40 && r.len() >= 4 && r.bytes().all(|b| b.is_ascii_hexdigit()) {
+                " (abbreviated commit ids cannot be fetched: use the full 40-character id)"
+            } else {
+                ""
+            };
+            Err(Error::RefNotFound {
+                reference: format!("{r}{hint}"),
+                url: url.to_owned(),
+            })
+        }
+    }
+}
+
+/// Runs `ls-refs` restricted to `prefixes` (the server lists refs starting with any of them).
+fn ls_refs<T: Transport>(conn: &mut T, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+    let mut args: Vec<BString> = vec!["symrefs".into(), "peel".into()];
+    args.extend(
+        prefixes
+            .iter()
+            .map(|p| BString::from(format!("ref-prefix {p}"))),
+    );
+    let mut reader = conn
+        .invoke(
+            "ls-refs",
+            std::iter::empty::<(&str, Option<&str>)>(),
+            Some(args.into_iter()),
+            false,
+        )
+        .map_err(|e| format!("listing refs failed: {}", chain(&e)))?;
+    let mut refs = Vec::new();
+    while let Some(line) = reader.readline() {
+        let line = line
+            .map_err(|e| format!("listing refs failed: {e}"))?
+            .map_err(|e| format!("listing refs failed: {}", chain(&e)))?;
+        let PacketLineRef::Data(data) = line else {
+            break;
+        };
+        let data = data.strip_suffix(b"\n").unwrap_or(data);
+        if let Some(msg) = data.strip_prefix(b"ERR ") {
+            return Err(format!(
+                "the server refused to list refs: {}",
+                String::from_utf8_lossy(msg)
+            ));
+        }
+        refs.push(parse_ref_line(data)?);
+    }
+    Ok(refs)
+}
+
+/// Parses `<oid> <name>[ symref-target:<ref>][ peeled:<oid>]`.
+fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
+    let bad = || format!("malformed ls-refs line {:?}", String::from_utf8_lossy(line));
+    let mut fields = line.split(|b| *b == b' ');
+    let id = fields.next().ok_or_else(bad)?;
+    let name = fields.next().ok_or_else(bad)?;
+    let id = ObjectId::from_hex(id).map_err(|_| bad())?;
+    let mut r = RemoteRef {
+        name: name.into(),
+        id,
+        peeled: None,
+    };
+    // `symref-target:` is ignored: HEAD's own id already is the default branch's commit.
+    for attr in fields {
+        if let Some(p) = attr.strip_prefix(b"peeled:") {
+            r.peeled = Some(ObjectId::from_hex(p).map_err(|_| bad())?);
+        }
+    }
+    Ok(r)
+}
+
+/// Asks for `want` (with `deepen 1` when the server can), reads the response sections and
+/// decodes the pack into memory.
+fn fetch_pack<T: Transport>(
+    conn: &mut T,
+    want: ObjectId,
+    shallow: bool,
+) -> Result<odb::MemoryOdb, String> {
+    let mut args: Vec<BString> = vec![
+        "no-progress".into(),
+        "ofs-delta".into(),
+        format!("want {want}").into(),
+    ];
+    if shallow {
+        args.push("deepen 1".into());
+    }
+    // We have nothing, so there is nothing to negotiate.
+    args.push("done".into());
+    let mut reader = conn
+        .invoke(
+            "fetch",
+            std::iter::empty::<(&str, Option<&str>)>(),
+            Some(args.into_iter()),
+            false,
+        )
+        .map_err(|e| format!("requesting the pack failed: {}", chain(&e)))?;
+
+    // Sections (acknowledgments, shallow-info, wanted-refs, packfile-uris) are separated by
+    // delimiter packets; only "packfile" matters, and it is always last.
+    loop {
+        let header = match reader.readline() {
+            Some(line) => {
+                let line = line
+                    .map_err(|e| format!("reading the server's response failed: {e}"))?
+                    .map_err(|e| server_error(&chain(&e)))?;
+                match line {
+                    PacketLineRef::Data(d) => Some(d.strip_suffix(b"\n").unwrap_or(d).to_vec()),
+                    // A section ended; the next line is the next section's header.
+                    PacketLineRef::Delimiter => continue,
+                    PacketLineRef::Flush | PacketLineRef::ResponseEnd => {
+                        return Err("the server ended its response without sending a pack".into());
+                    }
+                }
+            }
+            None => None,
+        };
+        match header {
+            Some(h) if h == b"packfile" => break,
+            Some(h) if h.starts_with(b"ERR ") => {
+                return Err(server_error(&String::from_utf8_lossy(&h)));
+            }
+            // Any other section header or section line: skip until the next delimiter.
+            Some(_) => continue,
+            None => match reader.stopped_at() {
+                Some(MessageKind::Delimiter) => reader.reset(Protocol::V2),
+                _ => return Err("the server ended its response without sending a pack".into()),
+            },
+        }
+    }
+
+    // From here on every packet carries a side-band byte: 1 = pack data, 2 = progress,
+    // 3 = fatal error. Setting a handler is what makes the reader demultiplex them.
+    let server_err = Rc::new(RefCell::new(None::<String>));
+    let sink = Rc::clone(&server_err);
+    reader.set_progress_handler(Some(Box::new(move |is_error: bool, text: &[u8]| {
+        if is_error {
+            *sink.borrow_mut() = Some(String::from_utf8_lossy(text).trim().to_owned());
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })));
+    let result = read_pack(&mut reader);
+    let server_err = server_err.borrow_mut().take();
+    match (result, server_err) {
+        (_, Some(msg)) => Err(format!("the server failed while sending the pack: {msg}")),
+        (r, None) => r,
+    }
+}
+
+/// Formats an error the server reported (`ERR …`), keeping only its message.
+fn server_error(text: &str) -> String {
+    match server_error_text(text) {
+        Some(msg) => format!("the server reported an error: {msg}"),
+        None => format!("reading the server's response failed: {text}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_lines() {
+        let id = "1111111111111111111111111111111111111111";
+        let p = "2222222222222222222222222222222222222222";
+        let r =
+            parse_ref_line(format!("{id} HEAD symref-target:refs/heads/main").as_bytes()).unwrap();
+        assert_eq!(r.name, "HEAD");
+        assert_eq!(r.id.to_string(), id);
+        let r = parse_ref_line(format!("{id} refs/tags/v1 peeled:{p}").as_bytes()).unwrap();
+        assert_eq!(r.peeled.unwrap().to_string(), p);
+        for bad in ["", "zz refs/heads/x", id, &format!("{id} x peeled:q")] {
+            assert!(parse_ref_line(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hex_ids() {
+        assert!(is_full_hex_id("0123456789abcdef0123456789ABCDEF01234567"));
+        assert!(!is_full_hex_id("0123456789abcdef"));
+        assert!(!is_full_hex_id("g123456789abcdef0123456789abcdef01234567"));
+    }
+}
