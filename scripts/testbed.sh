@@ -626,10 +626,33 @@ insecure = true
 EOF
 }
 
+# As root, podman gives every container RLIMIT_NOFILE 1048576 and RLIMIT_NPROC
+# above what it keeps for itself (32768); without CAP_SYS_RESOURCE (as in this
+# sandbox) runc then fails with "error setting rlimit type 7/6: operation not
+# permitted". Default limits that fit under the hard ones avoid that.
+podman_containers_conf() {
+	local nofile nproc
+	nofile=$(ulimit -Hn)
+	nproc=$(ulimit -Hu)
+	[[ $nofile =~ ^[0-9]+$ ]] && ((nofile < 1048576)) || nofile=1048576
+	[[ $nproc =~ ^[0-9]+$ ]] && ((nproc < 32768)) || nproc=32768
+	cat <<EOF
+# Written by dbuild scripts/testbed.sh.
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+EOF
+}
+
 ensure_podman() {
-	local pid dir=$STATE/podman
+	local pid dir=$STATE/podman changed=0
 	mkdir -p "$dir"
-	podman_registries_conf | write_if_changed "$dir/registries.conf" || true
+	podman_registries_conf | write_if_changed "$dir/registries.conf" && changed=1
+	podman_containers_conf | write_if_changed "$dir/containers.conf" && changed=1
+	pid=$(our_pid podman "unix://$PODMAN_SOCK")
+	if [[ -n $pid ]] && ((changed)); then
+		log "podman: configuration changed; restarting"
+		stop_pid podman "$pid"
+	fi
 	if podman_ping; then
 		log "podman: $PODMAN_SOCK answers"
 	else
@@ -643,7 +666,7 @@ ensure_podman() {
 		if [[ -z $pid ]]; then
 			rm -f "$PODMAN_SOCK"
 			log "podman: starting API service on $PODMAN_SOCK"
-			CONTAINERS_REGISTRIES_CONF=$dir/registries.conf \
+			CONTAINERS_REGISTRIES_CONF=$dir/registries.conf CONTAINERS_CONF=$dir/containers.conf \
 				start_bg podman podman --log-level=info system service --time=0 "unix://$PODMAN_SOCK"
 			pid=$(read_pidfile "$RUN_DIR/podman.pid")
 			local deadline=$((SECONDS + 60))
