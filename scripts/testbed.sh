@@ -30,6 +30,9 @@ DOCKER_PIDFILE=${DBUILD_TESTBED_DOCKER_PIDFILE:-/var/run/docker.pid}
 # Where dockerd keeps the containerd it supervises (pid file and sockets).
 CONTAINERD_DIR=${DBUILD_TESTBED_CONTAINERD_DIR:-/var/run/docker/containerd}
 DOCKERD_TIMEOUT=${DBUILD_TESTBED_DOCKERD_TIMEOUT:-60}
+# Extra dockerd arguments, split on blanks (for testing the start path with a
+# second, isolated dockerd: --data-root, --exec-root, --bridge=none, ...).
+DOCKERD_EXTRA_ARGS=${DBUILD_TESTBED_DOCKERD_ARGS:-}
 # Set to 0 to neither start nor require the podman API service.
 WANT_PODMAN=${DBUILD_TESTBED_PODMAN:-1}
 
@@ -63,8 +66,16 @@ die() {
 	exit 1
 }
 
-# pid_alive PID: the process exists (signal 0 can be delivered).
-pid_alive() { [[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null; }
+# pid_alive PID: the process exists (signal 0 can be delivered) and is not a
+# zombie (this machine's pid 1 may be slow to reap orphans, and a zombie
+# dockerd still shows its name).
+pid_alive() {
+	[[ $1 =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null || return 1
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z && ${stat:0:1} != X ]]
+}
 
 # pid_comm PID: the kernel's short name of the process (empty if gone).
 pid_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
@@ -193,7 +204,7 @@ is_live_dockerd() { pid_alive "$1" && [[ $(pid_comm "$1") == dockerd ]]; }
 live_dockerd_pids() {
 	local d
 	for d in /proc/[0-9]*; do
-		[[ $(cat "$d/comm" 2>/dev/null) == dockerd ]] && printf '%s\n' "${d#/proc/}"
+		[[ $(cat "$d/comm" 2>/dev/null) == dockerd ]] && pid_alive "${d#/proc/}" && printf '%s\n' "${d#/proc/}"
 	done
 	return 0
 }
@@ -249,7 +260,9 @@ ensure_dockerd() {
 	clear_stale_docker_pidfile
 	clear_stale_containerd
 	log "dockerd: starting"
-	start_bg dockerd dockerd --pidfile "$DOCKER_PIDFILE" -H "unix://$DOCKER_SOCK"
+	local extra=()
+	read -r -a extra <<<"$DOCKERD_EXTRA_ARGS"
+	start_bg dockerd dockerd --pidfile "$DOCKER_PIDFILE" -H "unix://$DOCKER_SOCK" "${extra[@]}"
 	local pid
 	pid=$(read_pidfile "$RUN_DIR/dockerd.pid")
 	# Record that this script started it, so `down` may stop it (and only it).
@@ -548,7 +561,9 @@ ensure_git_daemon() {
 		stop_pid git-daemon "$pid"
 	fi
 	log "git daemon: starting on $GIT_HOST:$GIT_PORT"
-	start_bg git-daemon git daemon --verbose --informative-errors --reuseaddr --export-all \
+	# git-daemon itself, not `git daemon` (whose pid would be a wrapper that
+	# leaves the daemon running when it is killed).
+	start_bg git-daemon "$(git --exec-path)/git-daemon" --verbose --informative-errors --reuseaddr --export-all \
 		--enable=upload-archive --base-path="$GIT_ROOT" --listen="$GIT_HOST" --port="$GIT_PORT" "$GIT_ROOT"
 	pid=$(read_pidfile "$RUN_DIR/git-daemon.pid")
 	local deadline=$((SECONDS + 20))
@@ -577,7 +592,7 @@ git_http_ok() {
 
 ensure_git_http() {
 	local pid script=$HELPER_DIR/git_http.py
-	pid=$(our_pid git-http "$script")
+	pid=$(our_pid git-http "testbed/git_http.py")
 	# Restart ours if the server code changed since it started.
 	if [[ -n $pid && $script -nt $RUN_DIR/git-http.pid ]]; then
 		log "git http: $script changed; restarting"
@@ -767,7 +782,7 @@ cmd_down() {
 	for name in podman git-http git-daemon registry; do
 		case $name in
 		podman) pattern="unix://$PODMAN_SOCK" ;;
-		git-http) pattern="$HELPER_DIR/git_http.py" ;;
+		git-http) pattern="testbed/git_http.py" ;;
 		git-daemon) pattern="--base-path=$GIT_ROOT" ;;
 		registry) pattern="$STATE/registry/config.yml" ;;
 		esac
