@@ -86,7 +86,7 @@ pid_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
 # read_pidfile FILE: print the pid in FILE, or nothing.
 read_pidfile() {
 	local pid=""
-	[[ -r $1 ]] && read -r pid <"$1" 2>/dev/null || true
+	if [[ -r $1 ]]; then read -r pid <"$1" 2>/dev/null || true; fi
 	[[ $pid =~ ^[0-9]+$ ]] && printf '%s\n' "$pid"
 	return 0
 }
