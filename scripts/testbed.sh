@@ -172,7 +172,14 @@ urlencode() {
 # Packages whose installation would start a service (docker.io, docker-registry)
 # must not start it: the test bed starts its own, bound to loopback. The Debian
 # way is a policy-rc.d answering 101 while apt runs.
+POLICY_RC_D=/usr/sbin/policy-rc.d
+POLICY_MARK="written by dbuild scripts/testbed.sh during apt-get install"
+
 ensure_packages() {
+	# A policy-rc.d of ours left by a run killed during apt-get: remove it.
+	if grep -qF "$POLICY_MARK" "$POLICY_RC_D" 2>/dev/null; then
+		rm -f "$POLICY_RC_D"
+	fi
 	local missing=() p status
 	for p in "${PACKAGES[@]}"; do
 		status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
@@ -180,14 +187,16 @@ ensure_packages() {
 	done
 	((${#missing[@]} == 0)) && return 0
 	log "installing missing packages: ${missing[*]}"
-	local policy=/usr/sbin/policy-rc.d made_policy=0
+	local policy=$POLICY_RC_D made_policy=0
 	if [[ ! -e $policy ]]; then
-		printf '#!/bin/sh\n# written by dbuild scripts/testbed.sh during apt-get install\nexit 101\n' >"$policy"
+		printf '#!/bin/sh\n# %s\nexit 101\n' "$POLICY_MARK" >"$policy"
 		chmod 0755 "$policy"
 		made_policy=1
 	fi
 	local rc=0
-	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } || rc=$?
+	# A partly failed update (one unreachable source) need not stop the install.
+	apt-get update -q || log "warning: apt-get update failed; trying the install anyway"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
 	((made_policy)) && rm -f "$policy"
 	((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
 }
