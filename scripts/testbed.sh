@@ -196,7 +196,10 @@ ensure_packages() {
 	local rc=0
 	# A partly failed update (one unreachable source) need not stop the install.
 	apt-get update -q || log "warning: apt-get update failed; trying the install anyway"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
+	# With recommends, as verified (podman then gets netavark, not CNI plugins).
+	# needrestart (recommended by docker.io) must only list, never restart.
+	DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 \
+		apt-get install -y -q "${missing[@]}" || rc=$?
 	((made_policy)) && rm -f "$policy"
 	((rc == 0)) || die "apt-get failed (exit $rc) installing: ${missing[*]}"
 }
