@@ -10,7 +10,7 @@
 # Services:
 #   dockerd          Debian docker.io, /var/run/docker.sock (reused if it answers)
 #   localbusybox     image localbusybox:latest imported from busybox-static (no registry)
-#   docker-registry  127.0.0.1:5000, htpasswd auth (alice / REGISTRY_PASSWORD below)
+#   docker-registry  127.0.0.1:5000, htpasswd auth (TEST_USER / TEST_PASSWORD below)
 #   git daemon       git://127.0.0.1:9418/{demo,failing,nested}.git (fixtures, deterministic)
 #   git smart HTTP   http://127.0.0.1:8418/NAME.git (anonymous) and /private/NAME.git (basic auth)
 #   podman service   unix://$STATE/podman.sock (Docker-compatible API)
@@ -429,6 +429,20 @@ EOF
 # To add a fixture: write fixture_NAME (it gets an empty work tree as $1 and
 # commits with fixture_commit), and add NAME to FIXTURES.
 # TODO(later issues): eol=crlf / .gitattributes fixture, a fixture with submodules.
+#
+# What the fixtures hold (commit ids as built by this version of the code):
+#   demo.git     main 48dddf5bf53202dc6bc206d3129170fd39ba8250: data.txt = "demo data main"
+#                tag v1 (annotated, c9b3e7a2bfe0f2bd995c8157f14220b271800436)
+#                  -> bae6733a0ee9f3f6ab2b4f4ef3249bb4338c6b2e: data.txt = "demo data v1"
+#                Dockerfile, hello.sh (0755), data.txt (0644), link-to-data -> data.txt,
+#                sub/nested.txt, sub/deeper/deep.txt. The image has /hello.sh,
+#                /data.txt, /from-run.txt ("built-by-run"), the whole context under
+#                /ctx/, and CMD /hello.sh ("hello from demo").
+#   failing.git  main a24fbb4ecf5ac512389a6c35277c91452e3d8447: its RUN prints
+#                "dbuild-expected-failure" on stderr and exits 3.
+#   nested.git   main bdee0770e9b36fe5126b019c823922004f79dbc4: no Dockerfile at the
+#                root; app/Dockerfile (build #main:app) gives /greeting.txt
+#                ("hello from app/") and /from-run.txt ("built-from-app").
 FIXTURES=(demo failing nested)
 
 FIXTURE_DATE="946684800 +0000"
