@@ -255,10 +255,24 @@ clear_stale_containerd() {
 		"$CONTAINERD_DIR/containerd-debug.sock"
 }
 
+# docker_bridge_lost: true when dockerd uses the default bridge and docker0 does not exist.
+docker_bridge_lost() {
+	[[ " $DOCKERD_EXTRA_ARGS " == *" --bridge=none "* || " $DOCKERD_EXTRA_ARGS " == *" -b none "* ]] && return 1
+	command -v ip >/dev/null 2>&1 || return 1
+	! ip link show docker0 >/dev/null 2>&1
+}
+
 ensure_dockerd() {
-	if docker_ping; then
+	if docker_ping && ! docker_bridge_lost; then
 		log "dockerd: $DOCKER_SOCK answers"
 		return 0
+	fi
+	if docker_ping; then
+		# Seen here: the docker0 bridge vanished under a running dockerd (another network
+		# tool removed it); every RUN then fails. dockerd recreates it only at start.
+		log "dockerd: answers but its docker0 bridge is gone; restarting it"
+		local p
+		for p in $(live_dockerd_pids); do stop_pid dockerd "$p"; done
 	fi
 	# A dockerd that is alive but not answering (starting, or busy) is waited
 	# for, never killed and never doubled.

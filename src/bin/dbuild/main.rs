@@ -2,6 +2,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 use dbuild::auth::{Credentials, Secret};
@@ -187,8 +188,15 @@ async fn interrupted() {
     }
 }
 
+/// Whether progress output left stderr in the middle of a line (the engine's last `stream`
+/// piece need not end in a newline), so the error line starts on a line of its own.
+static MID_LINE: AtomicBool = AtomicBool::new(false);
+
 fn fail(f: Failure) -> ExitCode {
     let mut err = std::io::stderr().lock();
+    if MID_LINE.load(Ordering::Relaxed) {
+        let _ = writeln!(err);
+    }
     let _ = writeln!(err, "dbuild: error: {}", f.message.replace('\n', " "));
     ExitCode::from(f.code)
 }
@@ -400,6 +408,9 @@ async fn push_all(
 fn show(out: &mut impl Write, m: &Message) {
     if let Some(s) = &m.stream {
         let _ = out.write_all(s.as_bytes());
+        if !s.is_empty() {
+            MID_LINE.store(!s.ends_with('\n'), Ordering::Relaxed);
+        }
     } else if let Some(s) = &m.status {
         // Per-byte progress lines would flood a log; show only state changes.
         if m.progress.is_some() {
