@@ -10,6 +10,45 @@
 //! 4. [`auth`] encodes registry credentials for `X-Registry-Auth`; [`engine`] pushes.
 //!
 //! Each layer has its own error type; [`Error`] wraps them all.
+//!
+//! # Example: the whole job
+//!
+//! ```no_run
+//! # async fn job() -> Result<(), dbuild::Error> {
+//! use dbuild::context::{TarBody, TarOptions};
+//! use dbuild::engine::{BuildOptions, Engine, Settings};
+//! use dbuild::reference::Reference;
+//!
+//! let checkout = dbuild::git::fetch(dbuild::git::Address::parse("git://127.0.0.1/demo.git#main")?).await?;
+//! let engine = Engine::connect(Settings::from_env(None)?).await?;
+//! let tag = Reference::parse("127.0.0.1:5000/demo:v1")?;
+//! let options = BuildOptions { tags: vec![tag.to_string()], ..Default::default() };
+//! let built = engine
+//!     .build(TarBody::new(checkout.tree, TarOptions::default()), &options, |m| {
+//!         if let Some(line) = &m.stream {
+//!             print!("{line}");
+//!         }
+//!     })
+//!     .await?;
+//! let pushed = engine.push(&tag, None, |_| {}).await?;
+//! println!("{} {}", built.image_id, pushed.digest);
+//! # Ok(()) }
+//! ```
+//!
+//! # Example: a context, in memory
+//!
+//! ```
+//! use bytes::Bytes;
+//! use dbuild::context::{Entry, Kind, TarBody, TarOptions, Tree};
+//!
+//! let tree = Tree::from_entries(0, vec![Entry {
+//!     path: b"Dockerfile".to_vec(),
+//!     kind: Kind::File { data: Bytes::from_static(b"FROM scratch\n"), executable: false },
+//! }])?;
+//! let tar: Vec<u8> = TarBody::new(tree, TarOptions::default()).flat_map(|c| c.to_vec()).collect();
+//! assert_eq!(tar.len(), 512 + 512 + 1024); // header, padded contents, end-of-archive blocks
+//! # Ok::<(), dbuild::context::Error>(())
+//! ```
 
 pub mod auth;
 pub mod context;
