@@ -77,7 +77,11 @@ impl DockerIgnore {
     /// reject when used counts as not matching.
     pub fn matches(&self, path: &[u8]) -> bool {
         let path = clean(path);
-        path != b"." && self.matcher.matches_or_parent_matches(&path).unwrap_or(false)
+        path != b"."
+            && self
+                .matcher
+                .matches_or_parent_matches(&path)
+                .unwrap_or(false)
     }
 
     /// Removes what the patterns exclude from `tree`, exactly as the docker CLI builds its
@@ -254,7 +258,11 @@ fn read_all(text: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
         }
         if !pattern.is_empty() {
             let c = clean(pattern);
-            let c = if c.len() > 1 && c[0] == b'/' { &c[1..] } else { &c[..] };
+            let c = if c.len() > 1 && c[0] == b'/' {
+                &c[1..]
+            } else {
+                &c[..]
+            };
             p.extend_from_slice(c);
         }
         out.push(p);
@@ -384,8 +392,7 @@ impl Pattern {
             How::Prefix => path.starts_with(&self.text[..self.text.len().saturating_sub(2)]),
             How::Suffix => {
                 let suffix = self.text.get(2..).unwrap_or_default();
-                path.ends_with(suffix)
-                    || (suffix.first() == Some(&b'/') && path == &suffix[1..])
+                path.ends_with(suffix) || (suffix.first() == Some(&b'/') && path == &suffix[1..])
             }
             How::Regexp(Some(re)) => re.is_match(&runes(path)),
             How::Regexp(None) => return Err(self.text.clone()),

@@ -45,12 +45,8 @@ fn is_space(c: char) -> bool {
             | '\u{85}'
             | '\u{A0}'
             | '\u{1680}'
-            | '\u{2000}'..='\u{200A}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202F}'
-            | '\u{205F}'
-            | '\u{3000}'
+            | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
     )
 }
 
@@ -91,9 +87,8 @@ pub(super) fn clean(path: &[u8]) -> Vec<u8> {
         dotdot = 1;
     }
     while r < n {
-        if path[r] == b'/' {
-            r += 1;
-        } else if path[r] == b'.' && (r + 1 == n || path[r + 1] == b'/') {
+        // An empty or `.` element.
+        if path[r] == b'/' || (path[r] == b'.' && (r + 1 == n || path[r + 1] == b'/')) {
             r += 1;
         } else if path[r] == b'.' && path[r + 1] == b'.' && (r + 2 == n || path[r + 2] == b'/') {
             r += 2;
@@ -295,10 +290,14 @@ mod tests {
 
     #[test]
     fn bad_glob_matches_go() {
-        for ok in ["", "*", "a*b", "[a-z]", "[^a]", "[!a]", "[*]", "\\*", "[\\]]", "[\\-a]", "a]"] {
+        for ok in [
+            "", "*", "a*b", "[a-z]", "[^a]", "[!a]", "[*]", "\\*", "[\\]]", "[\\-a]", "a]",
+        ] {
             assert!(!bad_glob(ok.as_bytes()), "{ok:?} rejected");
         }
-        for bad in ["[", "[]", "[^]", "a\\", "[a", "[a-]", "[-a]", "[]a]", "[a*", "[\\", "x[\u{FF}"] {
+        for bad in [
+            "[", "[]", "[^]", "a\\", "[a", "[a-]", "[-a]", "[]a]", "[a*", "[\\", "x[\u{FF}",
+        ] {
             assert!(bad_glob(bad.as_bytes()), "{bad:?} accepted");
         }
         assert!(bad_glob(b"[\xFF]"));

@@ -22,7 +22,7 @@ const TABLE: &[(&str, &str, bool)] = &[
     ("*", "dir/a", true), // through the parent
     ("*/*.txt", "dir/a.txt", true),
     ("*/*.txt", "dir/sub/a.txt", false), // no parent ends in .txt
-    ("*/*.txt", "dir/x.txt/a", true),     // but a parent can match
+    ("*/*.txt", "dir/x.txt/a", true),    // but a parent can match
     ("*/*.txt", "a.txt", false),
     ("?.txt", "a.txt", true),
     ("?.txt", "ab.txt", false),
@@ -128,8 +128,8 @@ const TABLE: &[(&str, &str, bool)] = &[
 fn table() {
     let mut failures = Vec::new();
     for (text, path, want) in TABLE {
-        let di = DockerIgnore::parse(text.as_bytes())
-            .unwrap_or_else(|e| panic!("parse {text:?}: {e}"));
+        let di =
+            DockerIgnore::parse(text.as_bytes()).unwrap_or_else(|e| panic!("parse {text:?}: {e}"));
         if di.matches(path.as_bytes()) != *want {
             failures.push(format!("{text:?} on {path:?}: want excluded={want}"));
         }
@@ -139,7 +139,9 @@ fn table() {
 
 #[test]
 fn parse_errors() {
-    for text in ["[", "a\\", "!", "!\n", " ! ", "!/", "[]", "a[b-]", "*[", "x\n[^]"] {
+    for text in [
+        "[", "a\\", "!", "!\n", " ! ", "!/", "[]", "a[b-]", "*[", "x\n[^]",
+    ] {
         assert!(
             DockerIgnore::parse(text.as_bytes()).is_err(),
             "{text:?} accepted"
@@ -153,7 +155,8 @@ fn parse_errors() {
 
 #[test]
 fn read_all_normalizes() {
-    let got = read_all(b"\xEF\xBB\xBF# c\n a \r\n!/b/\n! ./c/../d\n\n/\n/..\n../x\n!!e\r\nlast").unwrap();
+    let got =
+        read_all(b"\xEF\xBB\xBF# c\n a \r\n!/b/\n! ./c/../d\n\n/\n/..\n../x\n!!e\r\nlast").unwrap();
     let want: Vec<&[u8]> = vec![b"a", b"!b", b"!d", b"/", b"/", b"../x", b"!!e", b"last"];
     assert_eq!(got, want);
 }
@@ -198,7 +201,10 @@ fn paths(t: &Tree) -> Vec<String> {
 
 #[test]
 fn apply_keeps_build_files_and_drops_excluded_dirs() {
-    let t = tree("*\n!dir/keep", &["Dockerfile", "dir/", "dir/keep", "dir/x", "y"]);
+    let t = tree(
+        "*\n!dir/keep",
+        &["Dockerfile", "dir/", "dir/keep", "dir/x", "y"],
+    );
     let out = apply(t, "Dockerfile").unwrap();
     assert_eq!(paths(&out), [".dockerignore", "Dockerfile", "dir/keep"]);
 }
@@ -206,7 +212,10 @@ fn apply_keeps_build_files_and_drops_excluded_dirs() {
 #[test]
 fn apply_walk_quirks() {
     // The last `dir` is skipped at `dir` itself, so `dir/a` gets in (verified with docker 28).
-    let t = tree("dir\n!dir/a\ndir", &["Dockerfile", "dir/", "dir/a", "dir/b"]);
+    let t = tree(
+        "dir\n!dir/a\ndir",
+        &["Dockerfile", "dir/", "dir/a", "dir/b"],
+    );
     assert_eq!(
         paths(&apply(t, "Dockerfile").unwrap()),
         [".dockerignore", "Dockerfile", "dir/a"]
@@ -237,9 +246,15 @@ fn apply_errors() {
     let t = tree("*\n[z-a]", &["Dockerfile", "x"]);
     assert!(apply(t, "Dockerfile").is_ok());
     let t = tree("**/c", &["a/b/c/Dockerfile"]);
-    assert!(matches!(apply(t, "a/b/c/Dockerfile"), Err(Error::Ignore(_))));
+    assert!(matches!(
+        apply(t, "a/b/c/Dockerfile"),
+        Err(Error::Ignore(_))
+    ));
     let t = tree("", &["Dockerfile"]);
-    assert!(matches!(apply(t, "../Dockerfile"), Err(Error::InvalidPath(_))));
+    assert!(matches!(
+        apply(t, "../Dockerfile"),
+        Err(Error::InvalidPath(_))
+    ));
     let t = tree("x", &["Dockerfile"]);
     assert!(apply(t, "./Dockerfile").is_ok());
 }
@@ -252,16 +267,23 @@ fn apply_dockerignore_symlink_and_dir() {
             target: target.into(),
         },
     };
-    let t = Tree::from_entries(0, vec![file("Dockerfile"), file("x"), link("conf/ignore")]).unwrap();
+    let t =
+        Tree::from_entries(0, vec![file("Dockerfile"), file("x"), link("conf/ignore")]).unwrap();
     assert_eq!(apply(t, "Dockerfile").unwrap().len(), 3); // dangling: no patterns
     let mut conf = file("conf/ignore");
     conf.kind = Kind::File {
         data: bytes::Bytes::from_static(b"x\nconf"),
         executable: false,
     };
-    let t = Tree::from_entries(0, vec![file("Dockerfile"), file("x"), conf, link("./conf/ignore")])
-        .unwrap();
-    assert_eq!(paths(&apply(t, "Dockerfile").unwrap()), [".dockerignore", "Dockerfile"]);
+    let t = Tree::from_entries(
+        0,
+        vec![file("Dockerfile"), file("x"), conf, link("./conf/ignore")],
+    )
+    .unwrap();
+    assert_eq!(
+        paths(&apply(t, "Dockerfile").unwrap()),
+        [".dockerignore", "Dockerfile"]
+    );
     let t = Tree::from_entries(
         0,
         vec![
@@ -279,13 +301,43 @@ fn apply_dockerignore_symlink_and_dir() {
 #[test]
 fn no_panic_on_odd_input() {
     let odd: &[&[u8]] = &[
-        b"\xFF", b"[\xFF]", b"\\\xFF", b"**\xFF", b"\xEF\xBB\xBF**", b"\\Q", b"\\E", b"\\x",
-        b"[[:", b"[[:a", b"[[:^alpha:]]", b"\\0", b"\\777", b"\\pL", b"(", b"\0", b"***",
-        b"**/**/", b"!**", b"[^]]", b"[\\d-z]", b"a\\b", b"/", b"!/x/..", b"\xC0\x80",
+        b"\xFF",
+        b"[\xFF]",
+        b"\\\xFF",
+        b"**\xFF",
+        b"\xEF\xBB\xBF**",
+        b"\\Q",
+        b"\\E",
+        b"\\x",
+        b"[[:",
+        b"[[:a",
+        b"[[:^alpha:]]",
+        b"\\0",
+        b"\\777",
+        b"\\pL",
+        b"(",
+        b"\0",
+        b"***",
+        b"**/**/",
+        b"!**",
+        b"[^]]",
+        b"[\\d-z]",
+        b"a\\b",
+        b"/",
+        b"!/x/..",
+        b"\xC0\x80",
     ];
     for text in odd {
         if let Ok(di) = DockerIgnore::parse(text) {
-            for p in [&b"a"[..], b"\xFF", b"a/b", b"", b"/", b"..", b"\xEF\xBF\xBD"] {
+            for p in [
+                &b"a"[..],
+                b"\xFF",
+                b"a/b",
+                b"",
+                b"/",
+                b"..",
+                b"\xEF\xBF\xBD",
+            ] {
                 let _ = di.matches(p);
             }
         }
