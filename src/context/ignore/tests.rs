@@ -346,3 +346,70 @@ fn no_panic_on_odd_input() {
     let di = DockerIgnore::parse(b"\xFF?").unwrap();
     assert!(di.matches(b"\xFEx"));
 }
+
+/// A cheap stand-in for the fuzzer: random patterns and paths built from the characters that
+/// mean something somewhere in the pipeline must never panic.
+#[test]
+fn random_inputs_do_not_panic() {
+    const ALPHABET: &[&[u8]] = &[
+        b"a",
+        b"b",
+        b"/",
+        b"*",
+        b"**",
+        b"?",
+        b"[",
+        b"]",
+        b"^",
+        b"!",
+        b"-",
+        b"\\",
+        b".",
+        b"..",
+        b" ",
+        b"\r",
+        b"\n",
+        b"#",
+        b"$",
+        b"(",
+        b")",
+        b"{",
+        b"|",
+        b":",
+        b"[:alpha:]",
+        b"\\Q",
+        b"\\E",
+        b"\\d",
+        b"\\x4",
+        b"\\1",
+        b"\xFF",
+        b"\xEF\xBB\xBF",
+        "é".as_bytes(),
+        b"\0",
+    ];
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..3000 {
+        let mut text = Vec::new();
+        for _ in 0..next(12) {
+            text.extend_from_slice(ALPHABET[next(ALPHABET.len())]);
+        }
+        let mut path = Vec::new();
+        for _ in 0..next(8) {
+            path.extend_from_slice(ALPHABET[next(ALPHABET.len())]);
+        }
+        if let Ok(di) = DockerIgnore::parse(&text) {
+            let _ = di.matches(&path);
+        }
+        let t = tree(
+            &String::from_utf8_lossy(&text),
+            &["Dockerfile", "a/", "a/b", "a/.x", "b/c/d", "é"],
+        );
+        let _ = apply(t, "a/b");
+    }
+}
