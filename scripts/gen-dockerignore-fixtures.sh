@@ -161,10 +161,11 @@ def run_case(path, sock):
                      and "docs.docker.com" not in l]
             case["error"] = lines[-1] if lines else "exit %d" % r.returncode
         else:
-            out = subprocess.run([DOCKER, "run", "--rm", "--network", "none", tag, "cat", "/list.txt"],
-                                 capture_output=True, text=True, check=True).stdout
-            case["copied"] = sorted(l for l in out.split("\n") if l)
-            subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True)
+            r = subprocess.run([DOCKER, "run", "--rm", "--network", "none", tag, "cat", "/list.txt"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit("%s: docker run failed: %s" % (name, r.stderr.strip()))
+            case["copied"] = sorted(l for l in r.stdout.split("\n") if l)
         case["cli"] = subprocess.run([DOCKER, "version", "-f", "{{.Client.Version}}"],
                                      capture_output=True, text=True).stdout.strip()
         with open(path, "w", encoding="utf-8") as f:
@@ -172,6 +173,7 @@ def run_case(path, sock):
             f.write("\n")
         print("%-45s %s" % (name, case["error"] or "%d sent" % len(case["sent"])), flush=True)
     finally:
+        subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True)
         shutil.rmtree(ctx, ignore_errors=True)
 
 tmp = tempfile.mkdtemp(prefix="dbuild-ignore-proxy-")
