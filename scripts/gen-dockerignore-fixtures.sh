@@ -27,6 +27,11 @@
 # localbusybox:latest is made from the host's static busybox if it is missing.
 set -euo pipefail
 
+# Case paths are taken relative to the caller's directory, before moving to the repository.
+cases=()
+for arg in "$@"; do
+    cases+=("$(realpath "$arg")")
+done
 cd "$(dirname "$0")/.."
 DOCKER=${DOCKER:-/usr/local/bin/docker}
 export DOCKER
@@ -42,11 +47,11 @@ if ! "$DOCKER" image inspect localbusybox:latest >/dev/null 2>&1; then
     rm -rf "$rootfs"
 fi
 
-if [ $# -eq 0 ]; then
-    set -- tests/fixtures/dockerignore/*.json
+if [ ${#cases[@]} -eq 0 ]; then
+    cases=(tests/fixtures/dockerignore/*.json)
 fi
 
-exec python3 - "$@" <<'PY'
+exec python3 - "${cases[@]}" <<'PY'
 import io, json, os, shutil, socket, subprocess, sys, tarfile, tempfile, threading
 
 DOCKER = os.environ["DOCKER"]
