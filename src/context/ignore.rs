@@ -32,6 +32,11 @@
 //! * `<Dockerfile>.dockerignore` (e.g. `app.Dockerfile.dockerignore`) is a BuildKit feature: the
 //!   classic path ignores it, and so does dbuild. Only `.dockerignore` at the context root counts.
 //!
+//! The reference is the docker CLI 28.x. The 20.10 CLI differs in four fixtures: it has no
+//! plain-string fast paths (so `^a.txt` is a regexp with `^` as an anchor and `**.md` matches
+//! only `.md` in any directory) and its walk uses the older single-parent matcher (the
+//! `walk-quirk-*` cases come out the other way).
+//!
 //! Errors: a pattern Go's `filepath.Match` rejects (unterminated `[`, trailing `\`), a lone `!`,
 //! and a line of 64 KiB or more fail [`DockerIgnore::parse`]. A pattern whose regular expression
 //! does not compile (`[z-a]`, `\1`) fails [`apply`] when the walk first uses it, as in Docker.
