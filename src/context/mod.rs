@@ -3,6 +3,7 @@
 //! Every source (a git commit, later a local directory or a tar) is turned into a [`Tree`] first,
 //! so that `.dockerignore` and the tar writer see one model, whatever the source.
 
+pub mod ignore;
 mod tar;
 mod tree;
 
@@ -27,4 +28,7 @@ pub enum Error {
         "subdirectory {0:?} not found in the repository: check the ':SUBDIR' part of the address"
     )]
     SubdirMissing(String),
+    /// A `.dockerignore` the docker CLI would refuse, or one that would exclude the Dockerfile.
+    #[error("invalid .dockerignore: {0}")]
+    Ignore(String),
 }
