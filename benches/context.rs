@@ -27,14 +27,23 @@ fn main() {
     let scale = if quick { 10 } else { 1 };
 
     let mut cases = vec![
-        ("small-files", make_repo(&root.join("small"), small_files(100_000 / scale))),
-        ("large-files", make_repo(&root.join("large"), large_files(scale))),
+        (
+            "small-files",
+            make_repo(&root.join("small"), small_files(100_000 / scale)),
+        ),
+        (
+            "large-files",
+            make_repo(&root.join("large"), large_files(scale)),
+        ),
     ];
     if let Some(real) = real_tree() {
         cases.push(("real-tree", make_repo(&root.join("real"), real)));
     }
     let reps = if quick { 3 } else { 5 };
-    println!("{:<12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}", "case", "tar MiB", "dbuild", "git-arch", "tar-only", "memcpy", "vs git", "vs copy");
+    println!(
+        "{:<12} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "case", "tar MiB", "dbuild", "git-arch", "tar-only", "memcpy", "vs git", "vs copy"
+    );
     let mut gz_rows = Vec::new();
     for (name, repo) in &cases {
         let (tree, fetch_tar) = median_of(reps, || dbuild_context(repo, None));
@@ -54,13 +63,20 @@ fn main() {
             git.0.as_secs_f64() / fetch_tar.0.as_secs_f64(),
             copy.0.as_secs_f64() / tar_only.0.as_secs_f64(),
         );
-        let gz_reps = if *name == "large-files" { 1 } else { reps.min(3) };
+        let gz_reps = if *name == "large-files" {
+            1
+        } else {
+            reps.min(3)
+        };
         let dgz = median_of(gz_reps, || dbuild_context(repo, Some(6))).1;
         let ggz = median_of(gz_reps, || git_archive(repo, true)).1;
         gz_rows.push((name, tar_bytes, dgz, ggz));
     }
     println!("\ngzip -6 path (MB/s of uncompressed tar):");
-    println!("{:<12} {:>10} {:>14} {:>9} {:>12} {:>12}", "case", "dbuild", "git-arch|gzip", "vs git", "dbuild out", "gzip out");
+    println!(
+        "{:<12} {:>10} {:>14} {:>9} {:>12} {:>12}",
+        "case", "dbuild", "git-arch|gzip", "vs git", "dbuild out", "gzip out"
+    );
     for (name, tar_bytes, d, g) in gz_rows {
         let mbps = |t: Duration| tar_bytes as f64 / 1e6 / t.as_secs_f64();
         println!(
@@ -106,7 +122,9 @@ fn dbuild_context(repo: &Path, gzip: Option<u32>) -> (Tree, u64) {
 }
 
 fn tar_only(tree: &Tree, gzip: Option<u32>) -> ((), u64) {
-    let n = TarBody::new(tree.clone(), TarOptions { gzip_level: gzip }).map(|c| c.len() as u64).sum();
+    let n = TarBody::new(tree.clone(), TarOptions { gzip_level: gzip })
+        .map(|c| c.len() as u64)
+        .sum();
     ((), n)
 }
 
@@ -122,11 +140,22 @@ fn memcpy(tree: &Tree) -> ((), u64) {
 }
 
 fn git_archive(repo: &Path, gzip: bool) -> ((), u64) {
-    let mut archive = Command::new("git").arg("-C").arg(repo).args(["archive", "--format=tar", "HEAD"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut archive = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["archive", "--format=tar", "HEAD"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let out = archive.stdout.take().unwrap();
     let mut gz = None;
     let mut reader: Box<dyn Read> = if gzip {
-        let mut g = Command::new("gzip").arg("-6").stdin(Stdio::from(out)).stdout(Stdio::piped()).spawn().unwrap();
+        let mut g = Command::new("gzip")
+            .arg("-6")
+            .stdin(Stdio::from(out))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let r = g.stdout.take().unwrap();
         gz = Some(g);
         Box::new(r)
@@ -161,8 +190,14 @@ fn small_files(n: usize) -> Vec<File> {
     (0..n)
         .map(|i| {
             let len = 60 + (next(&mut rng) % 340) as usize;
-            let data = (0..len).map(|j| b"abcdefghij klmnopqrstuvwxyz\n"[(i + j) % 28]).collect();
-            File { path: format!("d{:03}/f{i:06}.txt", i % 1000), data, exec: i % 50 == 0 }
+            let data = (0..len)
+                .map(|j| b"abcdefghij klmnopqrstuvwxyz\n"[(i + j) % 28])
+                .collect();
+            File {
+                path: format!("d{:03}/f{i:06}.txt", i % 1000),
+                data,
+                exec: i % 50 == 0,
+            }
         })
         .collect()
 }
@@ -179,16 +214,36 @@ fn large_files(scale: usize) -> Vec<File> {
     };
     let mib = 1 << 20;
     vec![
-        File { path: "big/a.bin".into(), data: blob(256 * mib / scale), exec: false },
-        File { path: "big/b.bin".into(), data: blob(256 * mib / scale), exec: false },
-        File { path: "c.bin".into(), data: blob(64 * mib / scale), exec: true },
+        File {
+            path: "big/a.bin".into(),
+            data: blob(256 * mib / scale),
+            exec: false,
+        },
+        File {
+            path: "big/b.bin".into(),
+            data: blob(256 * mib / scale),
+            exec: false,
+        },
+        File {
+            path: "c.bin".into(),
+            data: blob(64 * mib / scale),
+            exec: true,
+        },
     ]
 }
 
 /// Real source code: the crates cargo unpacked for this project.
 fn real_tree() -> Option<Vec<File>> {
-    let home = std::env::var("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo"));
-    let src = std::fs::read_dir(home.join("registry/src")).ok()?.next()?.ok()?.path();
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cargo")
+        });
+    let src = std::fs::read_dir(home.join("registry/src"))
+        .ok()?
+        .next()?
+        .ok()?
+        .path();
     let mut files = Vec::new();
     let mut stack = vec![src.clone()];
     while let Some(d) = stack.pop() {
@@ -200,7 +255,11 @@ fn real_tree() -> Option<Vec<File>> {
             } else if md.is_file() {
                 let rel = p.strip_prefix(&src).ok()?.to_str()?.to_owned();
                 let exec = std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o100 != 0;
-                files.push(File { path: rel, data: std::fs::read(&p).ok()?, exec });
+                files.push(File {
+                    path: rel,
+                    data: std::fs::read(&p).ok()?,
+                    exec,
+                });
             }
         }
     }
@@ -217,12 +276,25 @@ fn next(s: &mut u64) -> u64 {
 /// Creates a repository with one commit holding `files`, via `git fast-import`.
 fn make_repo(dir: &Path, files: Vec<File>) -> PathBuf {
     let git = |args: &[&str]| {
-        let ok = Command::new("git").arg("-C").arg(dir).args(args).stdout(Stdio::null()).status().unwrap().success();
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "git {args:?}");
     };
     std::fs::create_dir_all(dir).unwrap();
     git(&["init", "-q", "--bare"]);
-    let mut fi = Command::new("git").arg("-C").arg(dir).args(["fast-import", "--quiet"]).stdin(Stdio::piped()).spawn().unwrap();
+    let mut fi = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     {
         let mut w = std::io::BufWriter::new(fi.stdin.take().unwrap());
         for (i, f) in files.iter().enumerate() {
@@ -230,9 +302,20 @@ fn make_repo(dir: &Path, files: Vec<File>) -> PathBuf {
             w.write_all(&f.data).unwrap();
             w.write_all(b"\n").unwrap();
         }
-        write!(w, "commit refs/heads/main\ncommitter bench <b@x> 1700000000 +0000\ndata 5\nbench\n").unwrap();
+        write!(
+            w,
+            "commit refs/heads/main\ncommitter bench <b@x> 1700000000 +0000\ndata 5\nbench\n"
+        )
+        .unwrap();
         for (i, f) in files.iter().enumerate() {
-            writeln!(w, "M {} :{} {}", if f.exec { "100755" } else { "100644" }, i + 1, f.path).unwrap();
+            writeln!(
+                w,
+                "M {} :{} {}",
+                if f.exec { "100755" } else { "100644" },
+                i + 1,
+                f.path
+            )
+            .unwrap();
         }
         w.flush().unwrap();
     }

@@ -197,3 +197,62 @@ fn context_command_writes_the_tar_build_would_send() {
     assert!(names.contains(&("Dockerfile".into(), 0o644)), "{names:?}");
     assert!(names.contains(&("hello.sh".into(), 0o755)), "{names:?}");
 }
+
+#[test]
+fn dockerignore_applies_to_local_directories_and_stdin_tars() {
+    let dir = empty_dir("ignore-ctx");
+    std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+    std::fs::write(
+        dir.join(".dockerignore"),
+        "*.log\nsecret/\n!secret/keep.txt\nDockerfile\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("app.txt"), "app").unwrap();
+    std::fs::write(dir.join("debug.log"), "log").unwrap();
+    std::fs::create_dir(dir.join("secret")).unwrap();
+    std::fs::write(dir.join("secret/key"), "k").unwrap();
+    std::fs::write(dir.join("secret/keep.txt"), "keep").unwrap();
+    let names = |tar: &[u8]| {
+        let mut v: Vec<String> = tar::Archive::new(tar)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let out = dbuild(&["context", dir.to_str().unwrap()], None, &[], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The Dockerfile and .dockerignore are always sent, as the Docker CLI does; an excluded
+    // directory gets no entry of its own even when an exception re-includes a file in it.
+    let want = [".dockerignore", "Dockerfile", "app.txt", "secret/keep.txt"];
+    assert_eq!(names(&out.stdout), want);
+    // The same rules for a tar on stdin.
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append_dir_all(".", &dir).unwrap();
+    let input = tar.into_inner().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dbuild"))
+        .args(["context", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(names(&out.stdout), want);
+    // A Dockerfile that is not there is a usage error naming it.
+    let out = dbuild(
+        &["context", dir.to_str().unwrap(), "-f", "nope/Dockerfile"],
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("dbuild: error: Dockerfile \"nope/Dockerfile\" not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -210,6 +210,11 @@ fn find_dockerignore(tree: &Tree) -> Result<Option<bytes::Bytes>, Error> {
 }
 
 /// The Dockerfile path as the CLI names it: cleaned, relative, inside the context.
+/// `dockerfile` cleaned as Go's `filepath.Clean` would (`./a//b` → `a/b`).
+pub(crate) fn clean_path(dockerfile: &str) -> Vec<u8> {
+    clean(dockerfile.as_bytes())
+}
+
 fn dockerfile_path(dockerfile: &str) -> Result<Vec<u8>, Error> {
     let p = clean(dockerfile.as_bytes());
     if p == b"." || p == b".." || p.starts_with(b"../") || p.starts_with(b"/") {

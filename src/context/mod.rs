@@ -32,3 +32,15 @@ pub enum Error {
     #[error("invalid .dockerignore: {0}")]
     Ignore(String),
 }
+
+/// Makes a loaded tree into the context `docker build` would send: applies `.dockerignore`
+/// (keeping the Dockerfile and `.dockerignore` as the CLI does) and checks that `dockerfile`
+/// (relative to the context root) is there.
+pub fn prepare(tree: Tree, dockerfile: &str) -> Result<Tree, Error> {
+    let tree = ignore::apply(tree, dockerfile)?;
+    let clean = ignore::clean_path(dockerfile);
+    match tree.get(&clean).map(|e| &e.kind) {
+        Some(Kind::File { .. }) | Some(Kind::Symlink { .. }) => Ok(tree),
+        _ => Err(Error::DockerfileMissing(dockerfile.to_owned())),
+    }
+}

@@ -40,8 +40,11 @@ enum Command {
     /// Write the build context tar that `build` would send to stdout.
     #[command(after_help = "Example:\n  dbuild context git://127.0.0.1/demo.git | tar -tv")]
     Context {
-        /// git URL (with optional #REF:SUBDIR) or local directory.
+        /// git URL (with optional #REF:SUBDIR), local directory, or - for a tar on stdin.
         source: String,
+        /// Dockerfile path, relative to the context root (decides what .dockerignore keeps).
+        #[arg(short = 'f', long = "file")]
+        file: Option<String>,
     },
     /// Push images that are already in the engine.
     #[command(
@@ -204,7 +207,7 @@ fn fail(f: Failure) -> ExitCode {
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Build(args) => build(cli.host.as_deref(), args).await,
-        Command::Context { source } => context(&source).await,
+        Command::Context { source, file } => context(&source, file.as_deref()).await,
         Command::Push { names, login } => {
             let refs = parse_refs(&names)?;
             let creds = read_login(&login)?;
@@ -297,24 +300,11 @@ fn read_login(login: &LoginArgs) -> Result<Option<Credentials>, Failure> {
 async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, Failure> {
     let src = Source::parse(source).map_err(dbuild::Error::from)?;
     let loaded = src.load().await.map_err(dbuild::Error::from)?;
-    if loaded
-        .tree
-        .get(dockerfile.trim_start_matches("./").as_bytes())
-        .is_none()
-    {
-        return Err(
-            dbuild::Error::from(dbuild::context::Error::DockerfileMissing(
-                dockerfile.to_owned(),
-            ))
-            .into(),
-        );
-    }
-    Ok(loaded.tree)
+    Ok(dbuild::context::prepare(loaded.tree, dockerfile).map_err(dbuild::Error::from)?)
 }
 
-async fn context(source: &str) -> Result<(), Failure> {
-    let src = Source::parse(source).map_err(dbuild::Error::from)?;
-    let tree = src.load().await.map_err(dbuild::Error::from)?.tree;
+async fn context(source: &str, dockerfile: Option<&str>) -> Result<(), Failure> {
+    let tree = load(source, dockerfile.unwrap_or("Dockerfile")).await?;
     let mut out = std::io::stdout().lock();
     for chunk in TarBody::new(tree, TarOptions::default()) {
         out.write_all(&chunk).map_err(|e| Failure {
