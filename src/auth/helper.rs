@@ -1,0 +1,126 @@
+//! Docker credential helpers (`docker-credential-<name>`), called exactly as the Docker CLI calls
+//! them: `get` with the server URL on stdin (no newline) answering
+//! `{"ServerURL","Username","Secret"}`, `list` answering `{server: username}`.
+//!
+//! Why its own module: a helper is another program, so everything about it can fail (missing,
+//! non-zero exit, garbage on stdout), and each failure must be one line that names the helper
+//! and never repeats what it printed on success (that holds the secret).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::{Credentials, Error, Secret};
+
+/// What helpers print when they hold nothing for a server (docker-credential-helpers'
+/// `errCredentialsNotFoundMessage`): not an error, just anonymous.
+const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// The user name helpers return for an identity token (the secret is then the token).
+const TOKEN_USERNAME: &str = "<token>";
+
+/// Runs `docker-credential-<helper> get` for `server`. `Ok(None)` when the helper holds no
+/// credentials for it.
+pub fn get(helper: &str, server: &str) -> Result<Option<Credentials>, Error> {
+    let out = run(helper, "get", server, server)?;
+    let fail = |why: String| Error::Helper {
+        helper: helper.to_owned(),
+        server: server.to_owned(),
+        why,
+    };
+    // Parsed as a `Value` first: serde's type errors quote values, and this one holds a secret.
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|_| {
+        fail(format!(
+            "it printed {} bytes that are not JSON credentials",
+            out.len()
+        ))
+    })?;
+    let field = |name: &str| v.get(name).and_then(|x| x.as_str()).unwrap_or_default();
+    let (username, secret) = (field("Username"), field("Secret"));
+    if !v.is_object() {
+        return Err(fail("it printed JSON that is not an object".into()));
+    }
+    if username.is_empty() && secret.is_empty() {
+        return Ok(None);
+    }
+    let mut c = Credentials {
+        server_address: server.to_owned(),
+        ..Default::default()
+    };
+    if username == TOKEN_USERNAME {
+        c.identity_token = Secret::new(secret);
+    } else {
+        c.username = username.to_owned();
+        c.password = Secret::new(secret);
+    }
+    Ok(Some(c))
+}
+
+/// Runs `docker-credential-<helper> list`: the servers it holds credentials for.
+pub fn list(helper: &str) -> Result<Vec<String>, Error> {
+    let out = run(helper, "list", "unused", "(list)")?;
+    let v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out).map_err(|_| Error::Helper {
+            helper: helper.to_owned(),
+            server: "(list)".into(),
+            why: "its `list` answer is not a JSON object".into(),
+        })?;
+    Ok(v.keys().cloned().collect())
+}
+
+/// Runs the helper with `action`, `input` on stdin; its stdout on success.
+fn run(helper: &str, action: &str, input: &str, server: &str) -> Result<Vec<u8>, Error> {
+    let program = format!("docker-credential-{helper}");
+    let fail = |why: String| Error::Helper {
+        helper: helper.to_owned(),
+        server: server.to_owned(),
+        why,
+    };
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                fail(format!(
+                    "{program} is not on PATH: install it, or remove it from credsStore/credHelpers in config.json"
+                ))
+            } else {
+                fail(format!("cannot run {program}: {e}"))
+            }
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading its input closes the pipe; its exit status says
+        // what happened, so a write error here is not the error to report.
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| fail(format!("cannot read its answer: {e}")))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    // Helpers write their error to stdout (docker-credential-helpers), some to stderr.
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if said == NOT_FOUND && action == "get" {
+        return Ok(b"{}".to_vec());
+    }
+    let said = if said.is_empty() {
+        String::from_utf8_lossy(&out.stderr).trim().to_owned()
+    } else {
+        said
+    };
+    let said: String = said
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    Err(fail(match out.status.code() {
+        Some(c) if said.is_empty() => format!("it exited with status {c}"),
+        Some(c) => format!("it exited with status {c}: {said}"),
+        None => "it was killed by a signal".into(),
+    }))
+}
