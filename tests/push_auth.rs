@@ -458,18 +458,19 @@ fn several_tags_in_one_run_each_get_a_digest_and_metadata_is_written() {
     remove(None, &b);
 }
 
-#[test]
-fn a_private_base_image_is_pulled_with_credentials_from_config_json() {
+/// Pushes a base image to the registry under a name that needs auth, removes it from `engine`,
+/// then builds `FROM` it: without credentials the engine's own error, with them in config.json
+/// (sent as `X-Registry-Config`) success.
+fn private_base_image(engine: Option<&str>, name: &str) {
     let bed = bed();
-    let env = UserEnv::new("privbase");
-    // Put a base image in the registry under a name that needs auth, then drop the local tag.
-    let (base, ..) = prepare(&bed, None, "privbase");
-    let out = env.run(
-        &["push", &base, "-u", &bed.user, "--password-stdin"],
-        Some(&bed.password),
-    );
+    let env = UserEnv::new(name);
+    let host: Vec<&str> = engine.map(|h| vec!["-H", h]).unwrap_or_default();
+    let (base, ..) = prepare(&bed, engine, name);
+    let mut args = host.clone();
+    args.extend(["push", &base, "-u", &bed.user, "--password-stdin"]);
+    let out = env.run(&args, Some(&bed.password));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    remove(None, &base);
+    remove(engine, &base);
     let ctx = env.home.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(
@@ -478,23 +479,37 @@ fn a_private_base_image_is_pulled_with_credentials_from_config_json() {
     )
     .unwrap();
     let ctx_s = ctx.display().to_string();
-    let image = format!("issue6-privbuild:{}", unique("t"));
+    let image = format!("issue6-{name}-built:{}", unique("t"));
+    let mut args = host.clone();
+    args.extend(["build", &ctx_s, "-t", &image, "--pull"]);
 
-    let out = env.run(&["build", &ctx_s, "-t", &image, "--pull"], None);
+    let out = env.run(&args, None);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let last = last_line(&out);
     assert!(
         last.starts_with("dbuild: error: build failed:")
-            && (last.contains("no basic auth credentials") || last.contains("unauthorized")),
+            && (last.contains("no basic auth credentials")
+                || last.contains("unauthorized")
+                || last.contains("authentication required")),
         "without credentials the engine's message: {last}"
     );
 
     env.config(&auths_config(&bed, &bed.password));
-    let out = env.run(&["build", &ctx_s, "-t", &image, "--pull"], None);
+    let out = env.run(&args, None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     no_leak(&out, &bed, &[&bed.password]);
-    remove(None, &image);
-    remove(None, &base);
+    remove(engine, &image);
+    remove(engine, &base);
+}
+
+#[test]
+fn a_private_base_image_is_pulled_with_credentials_from_config_json() {
+    private_base_image(None, "privbase");
+}
+
+#[test]
+fn podman_pulls_a_private_base_image_with_credentials_from_config_json() {
+    private_base_image(Some(&podman_host()), "privbase-podman");
 }
 
 #[test]
@@ -522,13 +537,17 @@ fn podman_push_with_config_auths_and_a_wrong_password() {
     remove(Some(&podman), &full);
 }
 
+/// One failing case: what it is, the user's environment, the arguments, stdin, and what the
+/// error line must say.
+type Case<'a> = (&'a str, UserEnv, Vec<&'a str>, Option<&'a str>, &'a str);
+
 /// Every failing path, each with a recognisable secret somewhere in its input: the secret never
 /// appears in the output, and each failure is one line naming what is wrong.
 #[test]
 fn no_failing_path_shows_a_secret() {
     let bed = bed();
     let (full, ..) = prepare(&bed, None, "leaks");
-    let mut cases: Vec<(&str, UserEnv, Vec<&str>, Option<&str>, &str)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
 
     let e = UserEnv::new("leak-argv");
     cases.push((

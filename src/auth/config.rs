@@ -377,7 +377,7 @@ mod tests {
             format!(r#"{{"auths":"{secret}"}}"#),
             format!(r#"{{"credsStore":["{secret}"]}}"#),
             format!(r#""{secret}""#),
-            format!("{secret}"),
+            secret.to_string(),
         ];
         for json in &cases {
             let e = ConfigFile::parse("/x/config.json", json.as_bytes())
@@ -450,6 +450,38 @@ mod tests {
             l.all_credentials(&[], |e| panic!("{e}"))["r.example.com"].username,
             "e"
         );
+    }
+
+    #[test]
+    fn debug_of_every_type_holding_credentials_is_redacted() {
+        let json = format!(
+            r#"{{"auths":{{"a":{{"auth":"{}"}},"b":{{"username":"u","password":"PwField-77"}},"c":{{"identitytoken":"IdTok-88"}}}}}}"#,
+            b64("user:AuthPw-66")
+        );
+        let cfg = ConfigFile::parse("t", json.as_bytes()).unwrap();
+        let l = Lookup {
+            explicit: Some(Credentials {
+                username: "x".into(),
+                password: Secret::new("Explicit-99"),
+                identity_token: Secret::new("ExplicitTok-55"),
+                server_address: "r".into(),
+            }),
+            env: Some(cfg.clone()),
+            file: Some(cfg.clone()),
+        };
+        let all = l.all_credentials(&["r".into()], |e| panic!("{e}"));
+        let shown = format!("{l:?} {cfg:?} {all:?} {:#?}", l.credentials_for("a"));
+        for s in [
+            "AuthPw-66",
+            "PwField-77",
+            "IdTok-88",
+            "Explicit-99",
+            "ExplicitTok-55",
+        ] {
+            assert!(!shown.contains(s), "{s} in {shown}");
+        }
+        assert!(!shown.contains(&b64("user:AuthPw-66")), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]
