@@ -357,6 +357,11 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
     let labels = pairs(&args.labels, "--label", false)?;
     // Explicit credentials are for the registries of the tags: pushing, and pulling a base image
     // from the same registry. The password is read only when asked for.
+    if args.source == "-" && args.login.password_stdin {
+        return Err(Failure::usage(
+            "--password-stdin cannot be used with a context on stdin (-): use $DBUILD_PASSWORD or config.json",
+        ));
+    }
     let explicit = if args.push || args.login.username.is_some() || args.login.password_stdin {
         read_login(&args.login)?
     } else {
