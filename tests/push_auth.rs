@@ -459,11 +459,11 @@ fn several_tags_in_one_run_each_get_a_digest_and_metadata_is_written() {
 }
 
 /// Pushes a base image to the registry under a name that needs auth, removes it from `engine`,
-/// then builds `FROM` it: without credentials the engine's own error, with them in config.json
-/// (sent as `X-Registry-Config`) success.
-fn private_base_image(engine: Option<&str>, name: &str) {
+/// then builds `FROM` it: without credentials the engine's own error, with them given by
+/// `credentials` (sent as `X-Registry-Config`) success.
+fn private_base_image(engine: Option<&str>, name: &str, credentials: fn(&mut UserEnv, &Bed)) {
     let bed = bed();
-    let env = UserEnv::new(name);
+    let mut env = UserEnv::new(name);
     let host: Vec<&str> = engine.map(|h| vec!["-H", h]).unwrap_or_default();
     let (base, ..) = prepare(&bed, engine, name);
     let mut args = host.clone();
@@ -475,7 +475,9 @@ fn private_base_image(engine: Option<&str>, name: &str) {
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(
         ctx.join("Dockerfile"),
-        format!("FROM {base}\nLABEL issue6=private\n"),
+        // A label of its own: identical images built by parallel tests would share an ID, and
+        // one test's `rmi` would pull it from under another's build.
+        format!("FROM {base}\nLABEL issue6={}\n", unique(name)),
     )
     .unwrap();
     let ctx_s = ctx.display().to_string();
@@ -494,7 +496,7 @@ fn private_base_image(engine: Option<&str>, name: &str) {
         "without credentials the engine's message: {last}"
     );
 
-    env.config(&auths_config(&bed, &bed.password));
+    credentials(&mut env, &bed);
     let out = env.run(&args, None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     no_leak(&out, &bed, &[&bed.password]);
@@ -504,12 +506,32 @@ fn private_base_image(engine: Option<&str>, name: &str) {
 
 #[test]
 fn a_private_base_image_is_pulled_with_credentials_from_config_json() {
-    private_base_image(None, "privbase");
+    private_base_image(None, "privbase", |env, bed| {
+        env.config(&auths_config(bed, &bed.password));
+    });
+}
+
+#[test]
+fn a_private_base_image_is_pulled_with_credentials_from_a_creds_store() {
+    // The build gathers a credsStore's credentials with `list` then `get`, as the CLI does.
+    private_base_image(None, "privbase-store", |env, bed| {
+        env.helper("issue6buildstore", bed, &bed.password, None);
+        env.config(r#"{"credsStore":"issue6buildstore"}"#);
+    });
+}
+
+#[test]
+fn a_private_base_image_is_pulled_with_credentials_from_docker_auth_config() {
+    private_base_image(None, "privbase-env", |env, bed| {
+        env.var("DOCKER_AUTH_CONFIG", &auths_config(bed, &bed.password));
+    });
 }
 
 #[test]
 fn podman_pulls_a_private_base_image_with_credentials_from_config_json() {
-    private_base_image(Some(&podman_host()), "privbase-podman");
+    private_base_image(Some(&podman_host()), "privbase-podman", |env, bed| {
+        env.config(&auths_config(bed, &bed.password));
+    });
 }
 
 #[test]
@@ -682,7 +704,10 @@ fn a_build_warns_about_a_broken_config_and_goes_on() {
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(
         ctx.join("Dockerfile"),
-        "FROM localbusybox:latest\nLABEL issue6=warn\n",
+        format!(
+            "FROM localbusybox:latest\nLABEL issue6={}\n",
+            unique("warn")
+        ),
     )
     .unwrap();
     let image = format!("issue6-warn:{}", unique("t"));

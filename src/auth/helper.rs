@@ -21,7 +21,12 @@ const TOKEN_USERNAME: &str = "<token>";
 /// Runs `docker-credential-<helper> get` for `server`. `Ok(None)` when the helper holds no
 /// credentials for it.
 pub fn get(helper: &str, server: &str) -> Result<Option<Credentials>, Error> {
-    let out = run(helper, "get", server, server)?;
+    get_from(&format!("docker-credential-{helper}"), helper, server)
+}
+
+/// [`get`] with the program given (a path in tests).
+fn get_from(program: &str, helper: &str, server: &str) -> Result<Option<Credentials>, Error> {
+    let out = run(program, helper, "get", server, server)?;
     let fail = |why: String| Error::Helper {
         helper: helper.to_owned(),
         server: server.to_owned(),
@@ -57,7 +62,8 @@ pub fn get(helper: &str, server: &str) -> Result<Option<Credentials>, Error> {
 
 /// Runs `docker-credential-<helper> list`: the servers it holds credentials for.
 pub fn list(helper: &str) -> Result<Vec<String>, Error> {
-    let out = run(helper, "list", "unused", "(list)")?;
+    let program = format!("docker-credential-{helper}");
+    let out = run(&program, helper, "list", "unused", "(list)")?;
     let v: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&out).map_err(|_| Error::Helper {
             helper: helper.to_owned(),
@@ -68,20 +74,39 @@ pub fn list(helper: &str) -> Result<Vec<String>, Error> {
 }
 
 /// Runs the helper with `action`, `input` on stdin; its stdout on success.
-fn run(helper: &str, action: &str, input: &str, server: &str) -> Result<Vec<u8>, Error> {
-    let program = format!("docker-credential-{helper}");
+fn run(
+    program: &str,
+    helper: &str,
+    action: &str,
+    input: &str,
+    server: &str,
+) -> Result<Vec<u8>, Error> {
     let fail = |why: String| Error::Helper {
         helper: helper.to_owned(),
         server: server.to_owned(),
         why,
     };
-    let mut child = Command::new(&program)
-        .arg(action)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
+    let spawn = || {
+        Command::new(program)
+            .arg(action)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    };
+    let mut attempt = spawn();
+    // ETXTBSY: a helper just written (an installer, a test) can be briefly held open for writing
+    // by another process's fork; it clears within moments.
+    for _ in 0..5 {
+        match &attempt {
+            Err(e) if e.raw_os_error() == Some(26) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                attempt = spawn();
+            }
+            _ => break,
+        }
+    }
+    let mut child = attempt.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 fail(format!(
                     "{program} is not on PATH: install it, or remove it from credsStore/credHelpers in config.json"
@@ -123,4 +148,63 @@ fn run(helper: &str, action: &str, input: &str, server: &str) -> Result<Vec<u8>,
         Some(c) => format!("it exited with status {c}: {said}"),
         None => "it was killed by a signal".into(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes an executable helper script; tests may write files.
+    fn script(name: &str, body: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("dbuild-helper-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(format!("docker-credential-{name}"));
+        std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    }
+
+    #[test]
+    fn token_username_means_identity_token() {
+        let p = script(
+            "tok",
+            r#"read -r s; printf '{"ServerURL":"%s","Username":"<token>","Secret":"IdTok-1"}' "$s""#,
+        );
+        let c = get_from(&p, "tok", "r.example.com").unwrap().unwrap();
+        assert_eq!(c.identity_token.expose(), "IdTok-1");
+        assert!(c.username.is_empty() && c.password.is_empty());
+        assert_eq!(c.server_address, "r.example.com");
+    }
+
+    #[test]
+    fn not_found_is_anonymous() {
+        let p = script(
+            "nf",
+            "cat >/dev/null; echo 'credentials not found in native keychain'; exit 1",
+        );
+        assert!(get_from(&p, "nf", "r.example.com").unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_and_failures_are_one_line_without_the_output() {
+        let p = script(
+            "garbage",
+            "cat >/dev/null; echo 'Secret: Leak-Me-42 not json'",
+        );
+        let e = get_from(&p, "garbage", "r").unwrap_err().to_string();
+        assert!(
+            e.contains("not JSON credentials") && !e.contains("Leak-Me-42"),
+            "{e}"
+        );
+        let p = script(
+            "stderr",
+            "cat >/dev/null; echo 'keyring locked' >&2; echo 'second line' >&2; exit 4",
+        );
+        let e = get_from(&p, "stderr", "r").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "credential helper docker-credential-stderr failed for r: it exited with status 4: keyring locked"
+        );
+    }
 }

@@ -72,7 +72,8 @@ impl Progress {
     /// `id: Status [=====>     ] 1.2MB/3.4MB`, fitted to the width.
     fn line(&self, id: &str, status: &str, m: &Message) -> String {
         let id: String = id.chars().take(12).collect();
-        let done = matches!(status, "Pushed" | "Layer already exists" | "Mounted from");
+        let done = matches!(status, "Pushed" | "Layer already exists")
+            || status.starts_with("Mounted from");
         let shown = if done && self.color {
             format!("\x1b[32m{status}\x1b[0m")
         } else {
