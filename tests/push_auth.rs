@@ -724,3 +724,48 @@ fn a_build_warns_about_a_broken_config_and_goes_on() {
     no_leak(&out, &bed, &[WRONG]);
     remove(None, &image);
 }
+
+/// On a terminal (a pseudo-terminal from util-linux's `script`), the push draws per-layer bars
+/// with cursor movement, green for finished layers unless `NO_COLOR` is set.
+#[test]
+fn progress_bars_on_a_terminal_respect_no_color() {
+    let bed = bed();
+    let (full, repo, tag) = prepare(&bed, None, "tty");
+    let mut env = UserEnv::new("tty");
+    env.config(&auths_config(&bed, &bed.password));
+    env.var("TERM", "xterm").var("COLUMNS", "100");
+    let cmd = format!("{} push {full}", env!("CARGO_BIN_EXE_dbuild"));
+    let run = |env: &UserEnv| {
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_remove("DOCKER_AUTH_CONFIG")
+            .env_remove("NO_COLOR")
+            .env("HOME", &env.home)
+            .env("DOCKER_CONFIG", env.config_dir())
+            .envs(env.vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .expect("util-linux `script` runs dbuild on a pseudo-terminal");
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        text(&out.stdout)
+    };
+    let coloured = run(&env);
+    assert!(
+        coloured.contains("\x1b[2K"),
+        "bars redrawn in place: {coloured:?}"
+    );
+    assert!(
+        coloured.contains("\x1b[32m"),
+        "finished layers green: {coloured:?}"
+    );
+    let digest = registry_digest(&bed, &repo, &tag);
+    assert!(
+        coloured.contains(&format!("{full}@{digest}")),
+        "{coloured:?}"
+    );
+    env.var("NO_COLOR", "1");
+    let plain = run(&env);
+    assert!(plain.contains("\x1b[2K"), "{plain:?}");
+    assert!(!plain.contains("\x1b[32m"), "NO_COLOR: {plain:?}");
+    remove(None, &full);
+}
