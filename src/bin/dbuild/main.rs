@@ -173,8 +173,9 @@ fn main() -> ExitCode {
             _ = interrupted() => Err(Failure { code: 130, message: "interrupted".into() }),
         }
     });
-    // Dropping the runtime drops the build future, which closes the engine connection.
-    drop(runtime);
+    // Shutting the runtime down drops the build future, which closes the engine connection; a
+    // credential helper still running on a blocking thread is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => fail(f),
@@ -387,9 +388,13 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
     // As the Docker CLI does for classic builds: every credential known, so that `FROM` can
     // pull from a private registry. Helpers that fail are reported, not fatal here.
     let registries: Vec<String> = refs.iter().map(|r| r.registry.clone()).collect();
-    let all = lookup.all_credentials(&registries, |e| {
-        warn(&format!("{e}; the build goes on without those credentials"))
-    });
+    let gather = lookup.clone();
+    let all = blocking(move || {
+        Ok(gather.all_credentials(&registries, |e| {
+            warn(&format!("{e}; the build goes on without those credentials"))
+        }))
+    })
+    .await?;
     let options = BuildOptions {
         tags: refs.iter().map(|r| r.to_string()).collect(),
         dockerfile: args.file.clone(),
@@ -440,14 +445,21 @@ async fn push_all(
     quiet: bool,
 ) -> Result<BTreeMap<String, String>, Failure> {
     // Every lookup first: a missing helper fails before anything is pushed.
-    let mut creds = Vec::new();
-    for r in refs {
-        creds.push(
-            lookup
-                .credentials_for(&r.registry)
-                .map_err(dbuild::Error::from)?,
-        );
-    }
+    let (registries, lookup) = (
+        refs.iter().map(|r| r.registry.clone()).collect::<Vec<_>>(),
+        lookup.clone(),
+    );
+    let creds = blocking(move || {
+        registries
+            .iter()
+            .map(|r| {
+                lookup
+                    .credentials_for(r)
+                    .map_err(|e| dbuild::Error::from(e).into())
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })
+    .await?;
     let mut digests = BTreeMap::new();
     let mut bars = progress::Progress::for_stderr();
     for (r, c) in refs.iter().zip(&creds) {
@@ -463,6 +475,19 @@ async fn push_all(
         digests.insert(r.to_string(), out.digest);
     }
     Ok(digests)
+}
+
+/// Runs credential helpers off the async threads, so that Ctrl-C still ends a run whose helper
+/// hangs (waiting for a keyring to unlock, say).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Failure {
+            code: 1,
+            message: format!("the credential lookup stopped: {e}"),
+        })
+    })
 }
 
 /// Writes the metadata JSON next to `path` and renames it into place, so a reader never sees a
