@@ -104,7 +104,8 @@ struct BuildArgs {
 
 #[derive(Args)]
 struct LoginArgs {
-    /// Registry user name (or $DBUILD_USERNAME).
+    /// Registry user name (or $DBUILD_USERNAME); without one, credentials come from
+    /// $DOCKER_AUTH_CONFIG, then $DOCKER_CONFIG/config.json (default ~/.docker/config.json).
     #[arg(short = 'u', long)]
     username: Option<String>,
     /// Read the registry password from stdin (or set $DBUILD_PASSWORD).
@@ -353,6 +354,19 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
     let refs = parse_refs(&args.tags)?;
     if args.push && refs.is_empty() {
         return Err(Failure::usage("--push needs at least one -t NAME:TAG"));
+    }
+    if let Some(path) = &args.metadata_file {
+        // Found out before the build, not after it.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() || path.file_name().is_none() {
+            return Err(Failure::usage(format!(
+                "--metadata-file {}: the directory does not exist or no file is named",
+                path.display()
+            )));
+        }
     }
     let build_args = pairs(&args.build_args, "--build-arg", true)?;
     let labels = pairs(&args.labels, "--label", false)?;
