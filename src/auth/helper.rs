@@ -154,20 +154,29 @@ fn run(
 mod tests {
     use super::*;
 
+    /// Removes a script's directory when the test ends, however it ends.
+    struct Cleanup(std::path::PathBuf);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     /// Writes an executable helper script; tests may write files.
-    fn script(name: &str, body: &str) -> String {
+    fn script(name: &str, body: &str) -> (String, Cleanup) {
         let dir = std::env::temp_dir().join(format!("dbuild-helper-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(format!("docker-credential-{name}"));
         std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p.display().to_string()
+        (p.display().to_string(), Cleanup(dir))
     }
 
     #[test]
     fn token_username_means_identity_token() {
-        let p = script(
+        let (p, _dir) = script(
             "tok",
             r#"read -r s; printf '{"ServerURL":"%s","Username":"<token>","Secret":"IdTok-1"}' "$s""#,
         );
@@ -179,7 +188,7 @@ mod tests {
 
     #[test]
     fn not_found_is_anonymous() {
-        let p = script(
+        let (p, _dir) = script(
             "nf",
             "cat >/dev/null; echo 'credentials not found in native keychain'; exit 1",
         );
@@ -188,7 +197,7 @@ mod tests {
 
     #[test]
     fn garbage_and_failures_are_one_line_without_the_output() {
-        let p = script(
+        let (p, _dir) = script(
             "garbage",
             "cat >/dev/null; echo 'Secret: Leak-Me-42 not json'",
         );
@@ -197,7 +206,7 @@ mod tests {
             e.contains("not JSON credentials") && !e.contains("Leak-Me-42"),
             "{e}"
         );
-        let p = script(
+        let (p, _dir) = script(
             "stderr",
             "cat >/dev/null; echo 'keyring locked' >&2; echo 'second line' >&2; exit 4",
         );
