@@ -20,4 +20,7 @@ pub enum Error {
     /// An image reference is invalid.
     #[error(transparent)]
     Reference(#[from] crate::reference::Error),
+    /// Registry credentials could not be looked up.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::Error),
 }

@@ -7,7 +7,8 @@
 //! 2. [`context`] turns a [`context::Tree`] into a deterministic tar, produced as a stream.
 //! 3. [`engine`] is a small HTTP client for the Docker Engine API: it streams that tar to
 //!    `POST /build` and decodes the daemon's JSON messages as they arrive.
-//! 4. [`auth`] encodes registry credentials for `X-Registry-Auth`; [`engine`] pushes.
+//! 4. [`auth`] finds registry credentials where a Docker user keeps them and encodes them for
+//!    `X-Registry-Auth` (push) and `X-Registry-Config` (build); [`engine`] pushes.
 //!
 //! Each layer has its own error type; [`Error`] wraps them all.
 //!

@@ -80,6 +80,8 @@ impl Reference {
             }
         }
         let (registry, path) = match name.split_once('/') {
+            // Docker's legacy name for Hub is the same registry (distribution normalises it).
+            Some(("index.docker.io", rest)) => (DOCKER_HUB.to_owned(), rest.to_owned()),
             Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
                 (first.to_owned(), rest.to_owned())
             }
@@ -121,13 +123,10 @@ impl Reference {
         }
     }
 
-    /// The key credentials for this registry are stored under (Hub's legacy URL for Docker Hub).
+    /// The key credentials for this registry are stored under (Hub's legacy URL for Docker Hub);
+    /// see [`crate::auth::server_key`].
     pub fn auth_server(&self) -> String {
-        if self.registry == DOCKER_HUB {
-            "https://index.docker.io/v1/".to_owned()
-        } else {
-            self.registry.clone()
-        }
+        crate::auth::server_key(&self.registry)
     }
 }
 
@@ -229,6 +228,20 @@ mod tests {
                 None,
             ),
             ("localhost/a/b", "localhost", "a/b", Some("latest"), None),
+            (
+                "index.docker.io/user/app:1",
+                "docker.io",
+                "user/app",
+                Some("1"),
+                None,
+            ),
+            (
+                "docker.io/alpine",
+                "docker.io",
+                "library/alpine",
+                Some("latest"),
+                None,
+            ),
             (
                 "localhost:5000/a_b__c-d.e:T_1.x-y",
                 "localhost:5000",

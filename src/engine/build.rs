@@ -39,6 +39,9 @@ pub struct BuildOptions {
     pub shm_size: Option<u64>,
     /// Whether the body is gzip-compressed (set from the context options).
     pub compressed: bool,
+    /// `X-Registry-Config` value (see `auth::registry_config_header`): credentials the engine
+    /// uses to pull private base images. Not sent when `None`.
+    pub registry_config: Option<String>,
 }
 
 impl Default for BuildOptions {
@@ -60,6 +63,7 @@ impl Default for BuildOptions {
             cache_from: Vec::new(),
             shm_size: None,
             compressed: false,
+            registry_config: None,
         }
     }
 }
@@ -158,14 +162,11 @@ impl Engine {
         } else {
             "application/x-tar"
         };
-        let (_, streaming) = self
-            .send(
-                "POST",
-                path,
-                vec![("content-type", content_type.into())],
-                context,
-            )
-            .await?;
+        let mut headers = vec![("content-type", content_type.into())];
+        if let Some(c) = &options.registry_config {
+            headers.push(("x-registry-config", c.clone()));
+        }
+        let (_, streaming) = self.send("POST", path, headers, context).await?;
         let mut image_id = None;
         let mut quiet_id = None;
         streaming

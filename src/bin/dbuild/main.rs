@@ -1,11 +1,14 @@
 //! The `dbuild` command: a thin layer of argument parsing and output over the library.
 
+mod progress;
+
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
-use dbuild::auth::{Credentials, Secret};
+use dbuild::auth::{registry_config_header, Credentials, Lookup, Secret};
 use dbuild::context::{TarBody, TarOptions};
 use dbuild::engine::{self, BuildOptions, Engine, Message, Settings};
 use dbuild::reference::Reference;
@@ -95,13 +98,17 @@ struct BuildArgs {
     /// Push every tag after the build.
     #[arg(long)]
     push: bool,
+    /// After success, write JSON {"image_id", "tags", "digests"} to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    metadata_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     login: LoginArgs,
 }
 
 #[derive(Args)]
 struct LoginArgs {
-    /// Registry user name (or $DBUILD_USERNAME).
+    /// Registry user name (or $DBUILD_USERNAME); without one, credentials come from
+    /// $DOCKER_AUTH_CONFIG, then $DOCKER_CONFIG/config.json (default ~/.docker/config.json).
     #[arg(short = 'u', long)]
     username: Option<String>,
     /// Read the registry password from stdin (or set $DBUILD_PASSWORD).
@@ -170,8 +177,9 @@ fn main() -> ExitCode {
             _ = interrupted() => Err(Failure { code: 130, message: "interrupted".into() }),
         }
     });
-    // Dropping the runtime drops the build future, which closes the engine connection.
-    drop(runtime);
+    // Shutting the runtime down drops the build future, which closes the engine connection; a
+    // credential helper still running on a blocking thread is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => fail(f),
@@ -210,9 +218,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Context { source, file } => context(&source, file.as_deref()).await,
         Command::Push { names, login } => {
             let refs = parse_refs(&names)?;
-            let creds = read_login(&login)?;
+            let lookup = credential_lookup(read_login(&login)?)?;
             let engine = Engine::connect(Settings::from_env(cli.host.as_deref())?).await?;
-            push_all(&engine, &refs, creds.as_ref(), false).await
+            push_all(&engine, &refs, &lookup, false).await.map(|_| ())
         }
         Command::Version => {
             let engine = Engine::connect(Settings::from_env(cli.host.as_deref())?).await?;
@@ -297,6 +305,19 @@ fn read_login(login: &LoginArgs) -> Result<Option<Credentials>, Failure> {
     }
 }
 
+/// All credential sources, in Docker's order (see docs/credentials.md). Reads, never writes.
+fn credential_lookup(explicit: Option<Credentials>) -> Result<Lookup, Failure> {
+    Lookup::from_env(explicit).map_err(|e| dbuild::Error::from(e).into())
+}
+
+fn warn(message: &str) {
+    let mut err = std::io::stderr().lock();
+    if MID_LINE.swap(false, Ordering::Relaxed) {
+        let _ = writeln!(err);
+    }
+    let _ = writeln!(err, "dbuild: warning: {}", message.replace('\n', " "));
+}
+
 async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, Failure> {
     let src = Source::parse(source).map_err(dbuild::Error::from)?;
     let loaded = src.load().await.map_err(dbuild::Error::from)?;
@@ -324,18 +345,60 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
     if args.push && refs.is_empty() {
         return Err(Failure::usage("--push needs at least one -t NAME:TAG"));
     }
+    if let Some(path) = &args.metadata_file {
+        // Found out before the build, not after it.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() || path.file_name().is_none() {
+            return Err(Failure::usage(format!(
+                "--metadata-file {}: the directory does not exist or no file is named",
+                path.display()
+            )));
+        }
+    }
     let build_args = pairs(&args.build_args, "--build-arg", true)?;
     let labels = pairs(&args.labels, "--label", false)?;
-    let creds = if args.push {
+    // Explicit credentials are for the registries of the tags: pushing, and pulling a base image
+    // from the same registry. The password is read only when asked for.
+    if args.source == "-" && args.login.password_stdin {
+        return Err(Failure::usage(
+            "--password-stdin cannot be used with a context on stdin (-): use $DBUILD_PASSWORD or config.json",
+        ));
+    }
+    let explicit = if args.push || args.login.username.is_some() || args.login.password_stdin {
         read_login(&args.login)?
     } else {
         None
+    };
+    let lookup = match credential_lookup(explicit) {
+        Ok(l) => l,
+        // A push cannot go ahead with unknown credentials; a build may need none.
+        Err(f) if !args.push => {
+            warn(&format!(
+                "{}; building without registry credentials",
+                f.message
+            ));
+            Lookup::default()
+        }
+        Err(f) => return Err(f),
     };
     let settings = Settings::from_env(host)?;
     let dockerfile = args.file.clone().unwrap_or_else(|| "Dockerfile".into());
 
     let engine = Engine::connect(settings).await?;
     let tree = load(&args.source, &dockerfile).await?;
+    // As the Docker CLI does for classic builds: every credential known, so that `FROM` can
+    // pull from a private registry. Helpers that fail are reported, not fatal here.
+    let registries: Vec<String> = refs.iter().map(|r| r.registry.clone()).collect();
+    let gather = lookup.clone();
+    let all = blocking(move || {
+        Ok(gather.all_credentials(&registries, |e| {
+            warn(&format!("{e}; the build goes on without those credentials"))
+        }))
+    })
+    .await?;
     let options = BuildOptions {
         tags: refs.iter().map(|r| r.to_string()).collect(),
         dockerfile: args.file.clone(),
@@ -346,6 +409,7 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
         pull: args.pull,
         quiet: args.quiet,
         compressed: args.compress.is_some(),
+        registry_config: Some(registry_config_header(&all)),
         ..Default::default()
     };
     let body = TarBody::new(
@@ -364,32 +428,101 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
         })
         .await?;
     println!("{}", outcome.image_id);
-    if args.push {
-        push_all(&engine, &refs, creds.as_ref(), quiet).await?;
+    let digests = if args.push {
+        push_all(&engine, &refs, &lookup, quiet).await?
+    } else {
+        BTreeMap::new()
+    };
+    if let Some(path) = &args.metadata_file {
+        let tags: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+        write_metadata(path, &outcome.image_id, &tags, &digests)?;
     }
     Ok(())
 }
 
+/// Pushes every reference with the credentials the lookup finds for its registry, printing
+/// `name:tag@digest` for each; returns the digests by reference.
 async fn push_all(
     engine: &Engine,
     refs: &[Reference],
-    creds: Option<&Credentials>,
+    lookup: &Lookup,
     quiet: bool,
-) -> Result<(), Failure> {
-    for r in refs {
-        let creds = creds.map(|c| Credentials {
-            server_address: r.auth_server(),
-            ..c.clone()
-        });
+) -> Result<BTreeMap<String, String>, Failure> {
+    // Every lookup first: a missing helper fails before anything is pushed.
+    let (registries, lookup) = (
+        refs.iter().map(|r| r.registry.clone()).collect::<Vec<_>>(),
+        lookup.clone(),
+    );
+    let creds = blocking(move || {
+        registries
+            .iter()
+            .map(|r| {
+                lookup
+                    .credentials_for(r)
+                    .map_err(|e| dbuild::Error::from(e).into())
+            })
+            .collect::<Result<Vec<_>, Failure>>()
+    })
+    .await?;
+    let mut digests = BTreeMap::new();
+    let mut bars = progress::Progress::for_stderr();
+    for (r, c) in refs.iter().zip(&creds) {
         let mut err = std::io::stderr();
         let out = engine
-            .push(r, creds.as_ref(), |m| {
-                if !quiet {
-                    show(&mut err, m);
-                }
+            .push(r, c.as_ref(), |m| match bars.as_mut() {
+                _ if quiet => {}
+                Some(bars) => bars.show(&mut err, m),
+                None => show(&mut err, m),
             })
             .await?;
         println!("{}@{}", out.reference, out.digest);
+        digests.insert(r.to_string(), out.digest);
+    }
+    Ok(digests)
+}
+
+/// Runs credential helpers off the async threads, so that Ctrl-C still ends a run whose helper
+/// hangs (waiting for a keyring to unlock, say).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Failure {
+            code: 1,
+            message: format!("the credential lookup stopped: {e}"),
+        })
+    })
+}
+
+/// Writes the metadata JSON next to `path` and renames it into place, so a reader never sees a
+/// partial file.
+fn write_metadata(
+    path: &std::path::Path,
+    image_id: &str,
+    tags: &[String],
+    digests: &BTreeMap<String, String>,
+) -> Result<(), Failure> {
+    let json = serde_json::json!({ "image_id": image_id, "tags": tags, "digests": digests });
+    let mut text = serde_json::to_vec_pretty(&json).unwrap_or_default();
+    text.push(b'\n');
+    let fail = |e: std::io::Error| Failure {
+        code: 1,
+        message: format!("cannot write the metadata file {}: {e}", path.display()),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| fail(std::io::Error::other("it names no file")))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.dbuild-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
     }
     Ok(())
 }
