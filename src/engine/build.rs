@@ -40,8 +40,9 @@ pub struct BuildOptions {
     /// Whether the body is gzip-compressed (set from the context options).
     pub compressed: bool,
     /// `X-Registry-Config` value (see `auth::registry_config_header`): credentials the engine
-    /// uses to pull private base images. Not sent when `None`.
-    pub registry_config: Option<String>,
+    /// uses to pull private base images. Not sent when `None`. A [`crate::auth::Secret`], so
+    /// `Debug` of the options never shows it.
+    pub registry_config: Option<crate::auth::Secret>,
 }
 
 impl Default for BuildOptions {
@@ -164,7 +165,7 @@ impl Engine {
         };
         let mut headers = vec![("content-type", content_type.into())];
         if let Some(c) = &options.registry_config {
-            headers.push(("x-registry-config", c.clone()));
+            headers.push(("x-registry-config", c.expose().to_owned()));
         }
         let (_, streaming) = self.send("POST", path, headers, context).await?;
         let mut image_id = None;
@@ -228,5 +229,20 @@ mod tests {
         assert!(o
             .query(true)
             .contains("extrahosts=%5B%22h%3A1.2.3.4%22%2C%22g%3A5.6.7.8%22%5D"));
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_options_hides_the_registry_config() {
+        let o = BuildOptions {
+            registry_config: Some(crate::auth::Secret::new("eyJzZWNyZXQiOiJodW50ZXIyIn0=")),
+            ..Default::default()
+        };
+        let d = format!("{o:?}");
+        assert!(!d.contains("eyJzZWNyZXQi"), "{d}");
     }
 }

@@ -409,7 +409,7 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
         pull: args.pull,
         quiet: args.quiet,
         compressed: args.compress.is_some(),
-        registry_config: Some(registry_config_header(&all)),
+        registry_config: Some(Secret::new(registry_config_header(&all))),
         ..Default::default()
     };
     let body = TarBody::new(
