@@ -17,7 +17,15 @@ fi
 for t in "${targets[@]}"; do
 	echo "== fuzz $t for ${secs}s"
 	mkdir -p "fuzz/corpus/$t"
-	cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 2>&1 | grep -E '^(#[0-9]+ +DONE|Done|==|INFO: -max_total_time)|SUMMARY|panicked|ERROR' || true
-	# grep hides libFuzzer's chatter; the fuzzer's own exit status is what counts.
-	[[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "fuzz target $t failed"; exit 1; }
+	log=$(mktemp)
+	if ! cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 >"$log" 2>&1; then
+		tail -n 40 "$log"
+		rm -f "$log"
+		echo "fuzz target $t failed: the crashing input is in fuzz/artifacts/$t"
+		exit 1
+	fi
+	# libFuzzer's last line: runs done, and the coverage reached.
+	grep -a -E '^Done [0-9]+ runs' "$log" || true
+	grep -a -E '^#[0-9]+' "$log" | tail -n 1 || true
+	rm -f "$log"
 done

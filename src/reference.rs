@@ -39,9 +39,6 @@ impl Reference {
         if s.is_empty() {
             return Err(err("it is empty"));
         }
-        if s.len() > 255 {
-            return Err(err("it is longer than 255 characters"));
-        }
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => {
                 let (alg, hex) = d
@@ -67,6 +64,10 @@ impl Reference {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
+        // The distribution grammar limits the name (not the tag or digest) to 255 characters.
+        if name.len() > 255 {
+            return Err(err("the name (without tag) is longer than 255 characters"));
+        }
         if let Some(t) = tag {
             let valid = !t.is_empty()
                 && t.len() <= 128
@@ -82,9 +83,7 @@ impl Reference {
         let (registry, path) = match name.split_once('/') {
             // Docker's legacy name for Hub is the same registry (distribution normalises it).
             Some(("index.docker.io", rest)) => (DOCKER_HUB.to_owned(), rest.to_owned()),
-            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-                (first.to_owned(), rest.to_owned())
-            }
+            Some((first, rest)) if looks_like_host(first) => (first.to_owned(), rest.to_owned()),
             _ => (DOCKER_HUB.to_owned(), name.to_owned()),
         };
         if registry != DOCKER_HUB && !valid_host(&registry) {
@@ -114,10 +113,16 @@ impl Reference {
     /// `registry/path` as the engine's `/images/{name}/push` wants it (Hub names shortened).
     pub fn repository(&self) -> String {
         if self.registry == DOCKER_HUB {
-            self.path
-                .strip_prefix("library/")
-                .unwrap_or(&self.path)
-                .to_owned()
+            // Only official images drop `library/` (`library/x/y` must keep it, or it would
+            // name another repository); found by the image_reference fuzz target.
+            match self.path.strip_prefix("library/") {
+                Some(rest) if !rest.contains('/') => rest.to_owned(),
+                // A first component that looks like a host would be read back as a registry.
+                _ if looks_like_host(self.path.split('/').next().unwrap_or("")) => {
+                    format!("{DOCKER_HUB}/{}", self.path)
+                }
+                _ => self.path.clone(),
+            }
         } else {
             format!("{}/{}", self.registry, self.path)
         }
@@ -141,6 +146,11 @@ impl std::fmt::Display for Reference {
         }
         Ok(())
     }
+}
+
+/// Docker's rule for a first component that names a registry rather than a path.
+fn looks_like_host(first: &str) -> bool {
+    first.contains(['.', ':']) || first == "localhost"
 }
 
 fn valid_component(c: &str) -> bool {
@@ -280,6 +290,12 @@ mod tests {
                 .repository(),
             "127.0.0.1:5000/demo"
         );
+        let hostlike = Reference::parse("index.docker.io/zz.dorz/zz").unwrap();
+        assert_eq!(hostlike.repository(), "docker.io/zz.dorz/zz");
+        assert_eq!(Reference::parse(&hostlike.to_string()).unwrap(), hostlike);
+        let nested = Reference::parse("library/zzrbirna/arl").unwrap();
+        assert_eq!(nested.repository(), "library/zzrbirna/arl");
+        assert_eq!(Reference::parse(&nested.to_string()).unwrap(), nested);
         assert_eq!(
             Reference::parse("alpine").unwrap().auth_server(),
             "https://index.docker.io/v1/"

@@ -27,6 +27,13 @@ fn tree(data: &[u8]) -> Option<Tree> {
 
 fuzz_target!(|data: &[u8]| {
     let Some(t) = tree(data) else { return };
+    // The `tar` crate splits PAX records at '\n' instead of using their length prefix, so it
+    // misreads long names holding a newline (GNU tar and Go's archive/tar, which the engine
+    // uses, read them right). Such trees are outside what this oracle can judge.
+    let long_with_nl = |b: &[u8]| b.len() > 100 && b.contains(&b'\n');
+    if t.entries().iter().any(|e| long_with_nl(&e.path) || matches!(&e.kind, Kind::Symlink { target } if long_with_nl(target))) {
+        return;
+    }
     let bytes: Vec<u8> = TarBody::new(t.clone(), TarOptions::default()).flat_map(|b| b.to_vec()).collect();
     let mut ar = tar::Archive::new(&bytes[..]);
     let mut n = 0;
