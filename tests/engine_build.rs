@@ -401,3 +401,86 @@ async fn timeouts_end_a_silent_build_with_a_clear_error() {
         assert!(e.to_string().contains(expect), "{e}");
     }
 }
+
+/// The state of a container through the engine API (`GET /containers/json?all=1`, filtered by
+/// id), or `None` once it is gone.
+fn container_state(sock: &str, id: &str) -> Option<String> {
+    let filters = format!("{{\"id\":[\"{id}\"]}}");
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-G",
+            "--unix-socket",
+            sock,
+            "http://d/containers/json?all=1",
+        ])
+        .args(["--data-urlencode", &format!("filters={filters}")])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    list.as_array()
+        .unwrap()
+        .first()
+        .map(|c| c["State"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn dropping_the_build_future_stops_the_build_on_docker() {
+    let docker = engines()[0].1.clone();
+    let sock = docker.trim_start_matches("unix://").to_owned();
+    let engine = connect(&docker).await;
+    let dockerfile = format!("FROM {}\nRUN sleep 300\n", base());
+    let started = Arc::new(tokio::sync::Notify::new());
+    let container = Arc::new(Mutex::new(None::<String>));
+    let (s, c) = (started.clone(), container.clone());
+    let options = BuildOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let build = engine.build(
+        context(&[("Dockerfile", &dockerfile)]),
+        &options,
+        move |m| {
+            // Docker names the step's container: " ---> Running in 0123456789ab".
+            if let Some(id) = m
+                .stream
+                .as_deref()
+                .and_then(|s| s.trim().strip_prefix("---> Running in "))
+            {
+                *c.lock().unwrap() = Some(id.to_owned());
+                s.notify_one();
+            }
+        },
+    );
+    let mut build = Box::pin(build);
+    tokio::select! {
+        r = &mut build => panic!("the build ended before it was dropped: {r:?}"),
+        _ = started.notified() => {}
+    }
+    let id = container.lock().unwrap().clone().unwrap();
+    // While the future lives (unpolled; its connection task keeps the socket open), the step
+    // runs.
+    let mut state = container_state(&sock, &id);
+    for _ in 0..60 {
+        if state.as_deref() == Some("running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        state = container_state(&sock, &id);
+    }
+    assert_eq!(state.as_deref(), Some("running"), "build container {id}");
+    drop(build);
+    let mut state = container_state(&sock, &id);
+    for _ in 0..60 {
+        if state.as_deref() != Some("running") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        state = container_state(&sock, &id);
+    }
+    assert_ne!(
+        state.as_deref(),
+        Some("running"),
+        "the build container {id} still runs after the client went away"
+    );
+}

@@ -10,9 +10,11 @@
 //! and cancellation.
 
 mod build;
+pub mod contexts;
 mod host;
 mod push;
 pub mod stream;
+mod tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,6 +29,7 @@ pub use self::build::{BuildOptions, BuildOutcome, Ulimit, PARAMETER_SINCE};
 pub use self::host::{Host, DEFAULT_SOCKET};
 pub use self::push::PushOutcome;
 pub use self::stream::Message;
+pub use self::tls::TlsFiles;
 
 /// The newest API version dbuild speaks; it uses the engine's version when that is lower.
 pub const MAX_API_VERSION: ApiVersion = ApiVersion(1, 45);
@@ -135,6 +138,11 @@ pub struct Settings {
     /// Fail a request (one build, one push) that has not finished after this long. Off by
     /// default.
     pub timeout: Option<Duration>,
+    /// TLS for a `tcp://` host (needs the `tls` feature); `None` is plain TCP.
+    pub tls: Option<TlsFiles>,
+    /// Extra arguments for `ssh` with `ssh://` hosts, before the destination (for example
+    /// `-i KEY` or `-o StrictHostKeyChecking=yes`); empty by default.
+    pub ssh_options: Vec<String>,
 }
 
 impl Settings {
@@ -147,25 +155,42 @@ impl Settings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: None,
             timeout: None,
+            tls: None,
+            ssh_options: Vec::new(),
         }
+    }
+
+    /// Settings as the Docker CLI would choose them: `host` (`-H`) or `context` (`--context`)
+    /// if given, else `DOCKER_HOST`, `DOCKER_CONTEXT`, `currentContext` in
+    /// `$DOCKER_CONFIG/config.json`, the default socket; TLS from `DOCKER_TLS_VERIFY`,
+    /// `DOCKER_CERT_PATH` or the context; `DOCKER_API_VERSION`.
+    pub fn resolve(host: Option<&str>, context: Option<&str>) -> Result<Settings, Error> {
+        let env = |k: &str| std::env::var(k).ok();
+        let r = contexts::resolve(host, context, &env)?;
+        Ok(Settings {
+            tls: r.tls,
+            api_version: api_version_from_env()?,
+            ..Settings::new(r.host)
+        })
+    }
+}
+
+fn api_version_from_env() -> Result<Option<ApiVersion>, Error> {
+    match std::env::var("DOCKER_API_VERSION") {
+        Ok(v) if !v.is_empty() => Ok(Some(ApiVersion::parse(&v).ok_or_else(|| {
+            Error::Version(format!(
+                "DOCKER_API_VERSION={v:?} is not a version like 1.41"
+            ))
+        })?)),
+        _ => Ok(None),
     }
 }
 
 impl Settings {
-    /// Settings from `-H` (if given) and the environment (`DOCKER_HOST`, `DOCKER_API_VERSION`).
+    /// Settings from `-H` (if given) and the environment, contexts included: the same as
+    /// [`Settings::resolve`] without `--context`.
     pub fn from_env(host: Option<&str>) -> Result<Settings, Error> {
-        let api_version = match std::env::var("DOCKER_API_VERSION") {
-            Ok(v) if !v.is_empty() => Some(ApiVersion::parse(&v).ok_or_else(|| {
-                Error::Version(format!(
-                    "DOCKER_API_VERSION={v:?} is not a version like 1.41"
-                ))
-            })?),
-            _ => None,
-        };
-        Ok(Settings {
-            api_version,
-            ..Settings::new(Host::from_env(host)?)
-        })
+        Settings::resolve(host, None)
     }
 }
 
@@ -307,7 +332,11 @@ impl Engine {
         let io = self
             .settings
             .host
-            .connect(self.settings.connect_timeout)
+            .connect(
+                self.settings.connect_timeout,
+                self.settings.tls.as_ref(),
+                &self.settings.ssh_options,
+            )
             .await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
@@ -350,7 +379,14 @@ impl Engine {
                 }
             }
         }
-        .map_err(|e| Error::Http(describe_hyper(&e)))?;
+        .map_err(|e| {
+            let mut why = describe_hyper(&e);
+            // With TLS 1.3 the engine's verdict on our certificate arrives only now.
+            if self.settings.tls.is_some() && why.contains("alert") {
+                why.push_str(" (the engine refused this client's TLS certificate: check cert.pem and key.pem)");
+            }
+            Error::Http(why)
+        })?;
         let (parts, body) = resp.into_parts();
         let streaming = Streaming {
             body,
