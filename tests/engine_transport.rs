@@ -69,6 +69,7 @@ fn run(cmd: &str, args: &[&str], dir: &Path) {
     );
 }
 
+#[cfg(feature = "tls")]
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, made by openssl, in
 /// `dir` (ca.pem, server-cert.pem, server-key.pem, cert.pem, key.pem).
 fn make_certs(dir: &Path, ca_name: &str) {
@@ -143,6 +144,7 @@ fn make_certs(dir: &Path, ca_name: &str) {
     std::fs::rename(dir.join("client-key.pem"), dir.join("key.pem")).unwrap();
 }
 
+#[cfg(feature = "tls")]
 /// socat terminating TLS on `port` (requiring a client certificate signed by `dir`'s CA) in
 /// front of dockerd's socket.
 fn tls_relay(dir: &Path, port: u16) -> Running {

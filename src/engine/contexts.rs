@@ -111,7 +111,7 @@ fn load(config_dir: &Path, name: &str) -> Result<Resolved, Error> {
         context_error(
             name,
             &format!(
-                "cannot read {} ({e}): create it with `docker context create`, or pick another context",
+                "no such Docker context (cannot read {}: {e}): create it with `docker context create`, or pick another context",
                 meta_path.display()
             ),
         )
