@@ -484,3 +484,137 @@ async fn dropping_the_build_future_stops_the_build_on_docker() {
         "the build container {id} still runs after the client went away"
     );
 }
+
+#[tokio::test]
+async fn buildkit_without_a_session_renders_plain_progress_and_reports_the_image() {
+    let (_, docker) = engines().remove(0);
+    let engine = connect(&docker).await;
+    let tag = format!("dbuild-engine-buildkit:{}", common::unique("t"));
+    let dockerfile = format!(
+        "FROM {}\nARG WHO\nRUN echo \"bk-$WHO\" && echo \"to-stderr\" >&2\nLABEL via=buildkit\n",
+        base()
+    );
+    let options = BuildOptions {
+        tags: vec![tag.clone()],
+        builder: dbuild::engine::Builder::BuildKit,
+        build_args: vec![("WHO".into(), "dbuild".into())],
+        no_cache: true,
+        ..Default::default()
+    };
+    let (id, log) = build(&engine, &[("Dockerfile", &dockerfile)], &options).await;
+    let id = id.unwrap_or_else(|e| panic!("{e}\n{log}"));
+    assert!(
+        log.contains("#1 [internal] load remote build context"),
+        "{log}"
+    );
+    let run = log
+        .lines()
+        .find(|l| l.contains("RUN echo \"bk-dbuild\""))
+        .unwrap_or_else(|| panic!("the RUN step is announced: {log}"));
+    let n = run.split(' ').next().unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&format!("{n} ")) && l.ends_with(" bk-dbuild")),
+        "the step's output, under its number: {log}"
+    );
+    assert!(log.contains(&format!("{n} DONE ")), "{log}");
+    let image = engine.inspect_image(&tag).await.unwrap();
+    assert_eq!(image["Id"], id.as_str());
+    assert_eq!(image["Config"]["Labels"]["via"], "buildkit");
+    remove(&engine, &tag).await;
+
+    let (r, log) = build(
+        &engine,
+        &[("Dockerfile", &format!("FROM {}\nRUN exit 3\n", base()))],
+        &BuildOptions {
+            builder: dbuild::engine::Builder::BuildKit,
+            ..Default::default()
+        },
+    )
+    .await;
+    let e = r.unwrap_err().to_string();
+    assert!(e.contains("exit code: 3"), "{e}\n{log}");
+    assert!(log.contains("ERROR"), "{log}");
+
+    let (_, podman) = engines().remove(1);
+    let (r, _) = build(
+        &connect(&podman).await,
+        &[("Dockerfile", "FROM scratch\n")],
+        &BuildOptions {
+            builder: dbuild::engine::Builder::BuildKit,
+            ..Default::default()
+        },
+    )
+    .await;
+    let e = r.unwrap_err();
+    assert!(
+        matches!(e, Error::Unsupported(_)) && e.to_string().contains("BuildKit"),
+        "{e}"
+    );
+}
+
+/// Whether a process with exactly this command line runs on this machine (BuildKit's `RUN`
+/// processes are not engine containers, so they are looked for in /proc).
+fn process_running(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| {
+                c.split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    == cmdline
+            })
+            .unwrap_or(false)
+    })
+}
+
+#[tokio::test]
+async fn dropping_a_buildkit_build_stops_its_step() {
+    let (_, docker) = engines().remove(0);
+    let engine = connect(&docker).await;
+    // A duration no other test uses, to find the step's process.
+    let secs = 3000 + std::process::id() % 1000;
+    let dockerfile = format!("FROM {}\nRUN sleep {secs}\n", base());
+    let started = Arc::new(tokio::sync::Notify::new());
+    let s = started.clone();
+    let options = BuildOptions {
+        builder: dbuild::engine::Builder::BuildKit,
+        no_cache: true,
+        ..Default::default()
+    };
+    let build = engine.build(
+        context(&[("Dockerfile", &dockerfile)]),
+        &options,
+        move |m| {
+            if m.stream.as_deref().is_some_and(|t| t.contains("RUN sleep")) {
+                s.notify_one();
+            }
+        },
+    );
+    let mut build = Box::pin(build);
+    tokio::select! {
+        r = &mut build => panic!("the build ended before it was dropped: {r:?}"),
+        _ = started.notified() => {}
+    }
+    let cmd = format!("sleep {secs}");
+    let mut running = false;
+    for _ in 0..60 {
+        running = process_running(&cmd);
+        if running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(running, "the step's `{cmd}` never showed up");
+    drop(build);
+    for _ in 0..60 {
+        running = process_running(&cmd);
+        if !running {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(!running, "`{cmd}` still runs after the build was dropped");
+}

@@ -6,8 +6,21 @@
 //! parameter newer than [`super::MIN_API_VERSION`] is checked against the negotiated version and
 //! refused with a clear error instead.
 
+use super::buildkit::{self, Printer};
 use super::{query_escape, ApiVersion, Engine, Error, Message};
 use crate::context::TarBody;
+
+/// Which of the engine's builders runs the build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Builder {
+    /// The classic builder (`version=1`, the engine's default): `stream` messages.
+    #[default]
+    Classic,
+    /// BuildKit without a session (`version=2`, Docker 18.09+, not Podman): progress arrives as
+    /// `moby.buildkit.trace` messages, rendered as `--progress=plain` text. Registry
+    /// credentials, secrets and ssh mounts need a session and therefore do not work.
+    BuildKit,
+}
 
 /// A `--ulimit` for the build's `RUN` containers.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -81,6 +94,11 @@ pub struct BuildOptions {
     pub registry_config: Option<String>,
     /// Whether the body is gzip-compressed (set from the context options).
     pub compressed: bool,
+    /// The builder (`--builder`).
+    pub builder: Builder,
+    /// BuildKit's build ID, used to cancel it (`POST /build/cancel`); dbuild makes one up when
+    /// BuildKit is used and this is `None`.
+    pub build_id: Option<String>,
 }
 
 impl Default for BuildOptions {
@@ -113,6 +131,8 @@ impl Default for BuildOptions {
             isolation: None,
             registry_config: None,
             compressed: false,
+            builder: Builder::Classic,
+            build_id: None,
         }
     }
 }
@@ -120,7 +140,12 @@ impl Default for BuildOptions {
 /// Query parameters newer than [`super::MIN_API_VERSION`], with the API version that
 /// introduced them (moby's `api/docs/CHANGELOG.md` and the daemon's `newImageBuildOptions`,
 /// which reads `platform` only from 1.32 on). Everything else dbuild sends predates 1.30.
-pub const PARAMETER_SINCE: &[(&str, ApiVersion)] = &[("platform", ApiVersion(1, 32))];
+pub const PARAMETER_SINCE: &[(&str, ApiVersion)] = &[
+    ("platform", ApiVersion(1, 32)),
+    // BuildKit in the engine left experimental in Docker 18.09 (API 1.39).
+    ("version", ApiVersion(1, 39)),
+    ("buildid", ApiVersion(1, 39)),
+];
 
 impl BuildOptions {
     /// The query string (without `?`) for an engine speaking `version`; Podman (`podman`) takes
@@ -220,6 +245,12 @@ impl BuildOptions {
                 q.push((k, v.clone()));
             }
         }
+        if self.builder == Builder::BuildKit {
+            q.push(("version", "2".into()));
+            if let Some(id) = &self.build_id {
+                q.push(("buildid", id.clone()));
+            }
+        }
         if !self.ulimits.is_empty() {
             q.push((
                 "ulimits",
@@ -259,6 +290,16 @@ impl Engine {
         options: &BuildOptions,
         mut on_message: impl FnMut(&Message),
     ) -> Result<BuildOutcome, Error> {
+        let mut options = std::borrow::Cow::Borrowed(options);
+        let buildkit = options.builder == Builder::BuildKit;
+        if buildkit && self.podman {
+            return Err(Error::Unsupported(
+                "Podman's Docker-compatible API has no BuildKit: use the classic builder".into(),
+            ));
+        }
+        if buildkit && options.build_id.is_none() {
+            options.to_mut().build_id = Some(new_build_id());
+        }
         let query = options.query(self.version, self.podman)?;
         let path = self.path(&format!("/build?{query}"));
         // Podman refuses any other Content-Type; Docker ignores it, but without it some HTTP
@@ -273,17 +314,32 @@ impl Engine {
             headers.push(("x-registry-config", c.clone()));
         }
         let deadline = self.deadline();
+        // BuildKit may outlive the connection; tell it to stop if this future is dropped.
+        let mut cancel = CancelOnDrop {
+            engine: self.clone(),
+            id: options.build_id.clone().filter(|_| buildkit),
+        };
         let (_, streaming) = self
             .send_until("POST", path, headers, context, deadline)
             .await?;
         let mut image_id = None;
         let mut quiet_id = None;
         let podman = self.podman;
+        let mut printer = Printer::new();
         streaming
             .messages(deadline, |m| {
                 on_message(&m);
+                if let Some(text) = trace(&m, &mut printer)? {
+                    on_message(&Message {
+                        stream: Some(text),
+                        ..Default::default()
+                    });
+                }
                 if let Some(msg) = m.error_message() {
-                    let message = msg.trim().to_owned();
+                    let mut message = msg.trim().to_owned();
+                    if buildkit && message.contains("session") {
+                        message.push_str(" (BuildKit without a session cannot use registry credentials, secrets or ssh mounts: use the classic builder for this build)");
+                    }
                     let code = m
                         .error_detail
                         .as_ref()
@@ -307,6 +363,7 @@ impl Engine {
                 Ok(())
             })
             .await?;
+        cancel.id = None;
         image_id
             .or(quiet_id)
             .map(|image_id| BuildOutcome { image_id })
@@ -316,6 +373,64 @@ impl Engine {
                         .into(),
                 )
             })
+    }
+}
+
+/// The rendered text of a `moby.buildkit.trace` message, `None` for other messages.
+fn trace(m: &Message, printer: &mut Printer) -> Result<Option<String>, Error> {
+    use base64::Engine as _;
+    if m.id.as_deref() != Some("moby.buildkit.trace") {
+        return Ok(None);
+    }
+    let Some(b64) = m.aux.as_ref().and_then(|a| a.as_str()) else {
+        return Ok(None);
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| Error::Protocol(format!("a BuildKit trace is not base64: {e}")))?;
+    let status = buildkit::decode(&raw).map_err(|e| Error::Protocol(e.to_string()))?;
+    let text = printer.render(&status);
+    Ok((!text.is_empty()).then_some(text))
+}
+
+/// A build ID unique enough for one engine: time, process and a counter.
+fn new_build_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "dbuild-{t:x}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Sends `POST /build/cancel?id=…` when dropped while armed (`id` set), on the current
+/// runtime, without waiting for it.
+struct CancelOnDrop {
+    engine: Engine,
+    id: Option<String>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let (Some(id), Ok(rt)) = (self.id.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let engine = self.engine.clone();
+        rt.spawn(async move {
+            let path = engine.path(&format!("/build/cancel?id={}", query_escape(&id)));
+            let _ = engine
+                .send(
+                    "POST",
+                    path,
+                    Vec::new(),
+                    http_body_util::Empty::<bytes::Bytes>::new(),
+                )
+                .await;
+        });
     }
 }
 

@@ -10,6 +10,7 @@
 //! and cancellation.
 
 mod build;
+pub mod buildkit;
 pub mod contexts;
 mod host;
 mod push;
@@ -25,7 +26,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-pub use self::build::{BuildOptions, BuildOutcome, Ulimit, PARAMETER_SINCE};
+pub use self::build::{BuildOptions, BuildOutcome, Builder, Ulimit, PARAMETER_SINCE};
 pub use self::host::{Host, DEFAULT_SOCKET};
 pub use self::push::PushOutcome;
 pub use self::stream::Message;
@@ -95,6 +96,9 @@ pub enum Error {
     /// The engine's answer lacked something it must hold.
     #[error("{0}")]
     Protocol(String),
+    /// The engine cannot do what was asked (for example BuildKit on Podman).
+    #[error("{0}")]
+    Unsupported(String),
     /// A timeout set in [`Settings`] expired.
     #[error("{0}")]
     Timeout(String),

@@ -111,6 +111,9 @@ struct BuildArgs {
     /// Print only the image ID.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Builder: classic, or buildkit (without a session: no private base images, secrets or ssh mounts; not on Podman).
+    #[arg(long, value_parser = ["classic", "buildkit"], default_value = "classic")]
+    builder: String,
     /// Networking mode for RUN (default, none, host, or a network name).
     #[arg(long)]
     network: Option<String>,
@@ -417,6 +420,11 @@ async fn build(conn: &ConnArgs, args: BuildArgs) -> Result<(), Failure> {
         pull: args.pull,
         quiet: args.quiet,
         compressed: args.compress.is_some(),
+        builder: if args.builder == "buildkit" {
+            engine::Builder::BuildKit
+        } else {
+            engine::Builder::Classic
+        },
         network: args.network.clone(),
         extra_hosts: args.add_hosts.clone(),
         platform: args.platform.clone(),
