@@ -170,7 +170,7 @@ async fn no_cache_re_runs_a_step_that_the_cache_would_skip() {
             ..Default::default()
         };
         let (first, log1) = build(&engine, &files, &options).await;
-        first.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let first = first.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(log1.contains(&format!("42-{marker}")), "{name}: {log1}");
         let (second, log2) = build(&engine, &files, &options).await;
         second.unwrap();
@@ -183,12 +183,15 @@ async fn no_cache_re_runs_a_step_that_the_cache_would_skip() {
             ..options.clone()
         };
         let (third, log3) = build(&engine, &files, &no_cache).await;
-        third.unwrap();
+        let third = third.unwrap();
         assert!(
             log3.contains(&format!("42-{marker}")),
             "{name}: nocache must run the step again: {log3}"
         );
         remove(&engine, &tag).await;
+        // The first image lost its tag to the third; remove it too.
+        remove(&engine, &first).await;
+        remove(&engine, &third).await;
     }
 }
 
