@@ -467,10 +467,16 @@ impl Streaming {
                 on(m?)?;
             }
         }
-        if let Some(m) = decoder.finish() {
-            on(m?)?;
+        match decoder.finish() {
+            // A last line without a newline is fine if it is a whole message; if it is not,
+            // the stream was cut in the middle of one.
+            Some(Err(e)) => Err(Error::Protocol(format!(
+                "the engine's stream ended in the middle of a message ({} bytes, starting {:?}): the connection was cut or the engine stopped",
+                e.len, e.start
+            ))),
+            Some(Ok(m)) => on(m),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
