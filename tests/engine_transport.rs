@@ -240,6 +240,7 @@ async fn tls_with_client_certificates_and_a_wrong_ca_is_refused_clearly() {
     .await
     .unwrap_err()
     .to_string();
+    eprintln!("wrong CA: {e}");
     assert!(
         e.contains("TLS handshake failed") && e.contains("ca.pem") && !e.contains('\n'),
         "{e}"
@@ -257,6 +258,7 @@ async fn tls_with_client_certificates_and_a_wrong_ca_is_refused_clearly() {
     .await
     .unwrap_err()
     .to_string();
+    eprintln!("no client certificate: {e}");
     assert!(
         e.contains("CertificateRequired") && e.contains("cert.pem"),
         "{e}"
