@@ -621,3 +621,29 @@ async fn dropping_a_buildkit_build_stops_its_step() {
     }
     assert!(!running, "`{cmd}` still runs after the build was dropped");
 }
+
+#[tokio::test]
+async fn podmans_empty_400_is_explained() {
+    let (_, podman) = engines().remove(1);
+    let engine = connect(&podman).await;
+    // Podman decodes cpushares as unsigned and answers a negative one with an empty 400.
+    let (r, _) = build(
+        &engine,
+        &[("Dockerfile", "FROM scratch\n")],
+        &BuildOptions {
+            cpu_shares: Some(-5),
+            ..Default::default()
+        },
+    )
+    .await;
+    match r {
+        Err(Error::Api { status, message }) => {
+            assert_eq!(status, 400);
+            assert!(
+                message.contains("Podman answers a request it cannot decode"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a 400 from Podman, got {other:?}"),
+    }
+}

@@ -401,7 +401,13 @@ impl Engine {
             let text = streaming.collect().await.unwrap_or_default();
             return Err(Error::Api {
                 status: parts.status.as_u16(),
-                message: error_message(&text),
+                message: match error_message(&text) {
+                    // Podman answers a query it cannot decode with an empty 400.
+                    m if m == NO_MESSAGE && self.podman => format!(
+                        "{NO_MESSAGE}; Podman answers a request it cannot decode this way: check the build options"
+                    ),
+                    m => m,
+                },
             });
         }
         Ok((parts.headers, streaming))
@@ -590,6 +596,9 @@ fn describe_hyper(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// What an error without a body says.
+const NO_MESSAGE: &str = "(no message)";
+
 /// The human message of an error body: Docker's `{"message"}`, Podman's `{"cause","message"}`,
 /// or the text itself.
 fn error_message(body: &[u8]) -> String {
@@ -603,7 +612,7 @@ fn error_message(body: &[u8]) -> String {
             let t = String::from_utf8_lossy(body);
             let t = t.trim();
             if t.is_empty() {
-                "(no message)".into()
+                NO_MESSAGE.into()
             } else {
                 t.chars().take(300).collect()
             }
