@@ -37,7 +37,7 @@ pub struct Ulimit {
 }
 
 /// What to build, as the Docker CLI's `build` flags say it. Defaults match the CLI's.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BuildOptions {
     /// Names to tag the image with (`-t`, repeatable).
     pub tags: Vec<String>,
@@ -99,6 +99,46 @@ pub struct BuildOptions {
     /// BuildKit's build ID, used to cancel it (`POST /build/cancel`); dbuild makes one up when
     /// BuildKit is used and this is `None`.
     pub build_id: Option<String>,
+}
+
+/// Every field but `registry_config`, which holds credentials and shows as `<redacted>`.
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions")
+            .field("tags", &self.tags)
+            .field("dockerfile", &self.dockerfile)
+            .field("build_args", &self.build_args)
+            .field("labels", &self.labels)
+            .field("target", &self.target)
+            .field("no_cache", &self.no_cache)
+            .field("pull", &self.pull)
+            .field("quiet", &self.quiet)
+            .field("rm", &self.rm)
+            .field("force_rm", &self.force_rm)
+            .field("network", &self.network)
+            .field("platform", &self.platform)
+            .field("extra_hosts", &self.extra_hosts)
+            .field("cache_from", &self.cache_from)
+            .field("shm_size", &self.shm_size)
+            .field("memory", &self.memory)
+            .field("memory_swap", &self.memory_swap)
+            .field("cpu_shares", &self.cpu_shares)
+            .field("cpuset_cpus", &self.cpuset_cpus)
+            .field("cpuset_mems", &self.cpuset_mems)
+            .field("cpu_period", &self.cpu_period)
+            .field("cpu_quota", &self.cpu_quota)
+            .field("cgroup_parent", &self.cgroup_parent)
+            .field("ulimits", &self.ulimits)
+            .field("isolation", &self.isolation)
+            .field(
+                "registry_config",
+                &self.registry_config.as_ref().map(|_| "<redacted>"),
+            )
+            .field("compressed", &self.compressed)
+            .field("builder", &self.builder)
+            .field("build_id", &self.build_id)
+            .finish()
+    }
 }
 
 impl Default for BuildOptions {
@@ -501,6 +541,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(default_net.query(V41, false).unwrap(), "");
+    }
+
+    #[test]
+    fn debug_hides_the_registry_config() {
+        let o = BuildOptions {
+            registry_config: Some("c2VjcmV0LXBhc3N3b3Jk".into()),
+            ..Default::default()
+        };
+        let d = format!("{o:?}");
+        assert!(!d.contains("c2VjcmV0") && d.contains("<redacted>"), "{d}");
     }
 
     #[test]
