@@ -647,3 +647,26 @@ async fn podmans_empty_400_is_explained() {
         other => panic!("expected a 400 from Podman, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_large_context_streams_without_deadlock_on_both_engines() {
+    // Docker 20.10 answers only after reading the whole body; 48 MiB is far more than any
+    // socket buffer, so a client that waited for the answer before sending would hang.
+    let big: String = "0123456789abcdef".repeat(3 << 20);
+    let dockerfile = format!("FROM {}\nCOPY big /big\nRUN wc -c < /big\n", base());
+    for (name, addr) in engines() {
+        let engine = connect(&addr).await;
+        let (id, log) = build(
+            &engine,
+            &[("Dockerfile", &dockerfile), ("big", &big)],
+            &BuildOptions {
+                no_cache: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        let id = id.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(log.contains(&format!("{}\n", big.len())), "{name}: {log}");
+        remove(&engine, &id).await;
+    }
+}
