@@ -152,6 +152,16 @@ async fn recording_fake_engine_sees_the_query_headers_and_chunked_tar() {
         .flat_map(|c| c.to_vec())
         .collect();
     assert_eq!(body, expected, "the body is the tar, byte for byte");
+    remove_socket_dir(&engine);
+}
+
+/// The fakes' sockets live in their own temporary directories; remove them.
+fn remove_socket_dir(engine: &Engine) {
+    if let Host::Unix(p) = engine.host() {
+        if let Some(d) = p.parent() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
 
 fn settings(sock: PathBuf, idle: Option<u64>, overall: Option<u64>) -> Settings {
@@ -191,6 +201,7 @@ async fn stalling_fake_engine_hits_the_idle_and_overall_timeouts_and_a_cut_is_re
         (stalls, None, Some(2), "overall timeout"),
         (cuts, None, None, "ended in the middle of a message"),
     ];
+    let mut used = Vec::new();
     for (sock, idle, overall, expect) in cases {
         let engine = Engine::connect(settings(sock.clone(), idle, overall))
             .await
@@ -210,5 +221,8 @@ async fn stalling_fake_engine_hits_the_idle_and_overall_timeouts_and_a_cut_is_re
         if expect.contains("timeout") {
             assert!(matches!(e, Error::Timeout(_)), "{e:?}");
         }
+        used.push(engine);
     }
+    // Only now: two cases share each socket.
+    used.iter().for_each(remove_socket_dir);
 }
