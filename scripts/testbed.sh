@@ -14,6 +14,8 @@
 #   git daemon       git://127.0.0.1:9418/{demo,failing,nested}.git (fixtures, deterministic)
 #   git smart HTTP   http://127.0.0.1:8418/NAME.git (anonymous) and /private/NAME.git (basic auth)
 #   podman service   unix://$STATE/podman.sock (Docker-compatible API)
+#   (socat, openssl and ssh/sshd are installed for the engine transport tests, which start
+#   their own TCP, TLS and ssh relays to dockerd on loopback and stop them again)
 #
 # Everything started here runs in its own session (setsid) with its log under
 # $STATE/log and its pid under $STATE/run, so it survives this script and a
@@ -51,7 +53,7 @@ GIT_HTTP_PORT=8418
 PODMAN_SOCK=$STATE/podman.sock
 
 # Packages the test bed needs (Debian names).
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates socat openssl openssh-client openssh-server)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HELPER_DIR=$SCRIPT_DIR/testbed

@@ -6,28 +6,38 @@
 //! dropping a build future closes the socket, and Docker then stops the build.
 //!
 //! All HTTP lives in this module; the rest of the crate sees typed requests and [`Message`]s.
+//! `docs/engine.md` describes transports, version negotiation, Podman's differences, timeouts
+//! and cancellation.
 
 mod build;
+pub mod buildkit;
+pub mod contexts;
 mod host;
 mod push;
 pub mod stream;
+mod tls;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
-pub use self::build::{BuildOptions, BuildOutcome};
+pub use self::build::{BuildOptions, BuildOutcome, Builder, Ulimit, PARAMETER_SINCE};
 pub use self::host::{Host, DEFAULT_SOCKET};
 pub use self::push::PushOutcome;
 pub use self::stream::Message;
+pub use self::tls::TlsFiles;
 
 /// The newest API version dbuild speaks; it uses the engine's version when that is lower.
 pub const MAX_API_VERSION: ApiVersion = ApiVersion(1, 45);
-/// The oldest API version dbuild supports (Docker 19.03): every `/build` parameter dbuild sends
-/// exists there.
-pub const MIN_API_VERSION: ApiVersion = ApiVersion(1, 40);
+/// The oldest API version dbuild supports (Docker 17.06): from 1.30 on a build reports the image
+/// ID in an `aux` message, which is how dbuild learns it. Newer `/build` parameters are checked
+/// against the negotiated version ([`PARAMETER_SINCE`]).
+pub const MIN_API_VERSION: ApiVersion = ApiVersion(1, 30);
 
 /// Errors from the engine or from talking to it.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +96,12 @@ pub enum Error {
     /// The engine's answer lacked something it must hold.
     #[error("{0}")]
     Protocol(String),
+    /// The engine cannot do what was asked (for example BuildKit on Podman).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A timeout set in [`Settings`] expired.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 /// An engine API version such as 1.41.
@@ -106,33 +122,79 @@ impl std::fmt::Display for ApiVersion {
     }
 }
 
-/// Connection settings.
+/// How long to wait for a connection unless told otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection settings. Build them with [`Settings::new`] or [`Settings::from_env`] and change
+/// fields as needed.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Where the engine is.
     pub host: Host,
     /// Use exactly this API version instead of negotiating (`DOCKER_API_VERSION`).
     pub api_version: Option<ApiVersion>,
-    /// How long to wait for a connection.
+    /// How long to wait for a connection (default [`DEFAULT_CONNECT_TIMEOUT`]).
     pub connect_timeout: Duration,
+    /// Fail a request when the engine sends nothing for this long, while waiting for its
+    /// answer or reading its stream. Off (`None`) by default: a `RUN` step may be silent for
+    /// as long as it likes, and Docker 20.10 answers a build only after reading the whole body.
+    pub idle_timeout: Option<Duration>,
+    /// Fail a request (one build, one push) that has not finished after this long. Off by
+    /// default.
+    pub timeout: Option<Duration>,
+    /// TLS for a `tcp://` host (needs the `tls` feature); `None` is plain TCP.
+    pub tls: Option<TlsFiles>,
+    /// Extra arguments for `ssh` with `ssh://` hosts, before the destination (for example
+    /// `-i KEY` or `-o StrictHostKeyChecking=yes`); empty by default.
+    pub ssh_options: Vec<String>,
 }
 
 impl Settings {
-    /// Settings from `-H` (if given) and the environment (`DOCKER_HOST`, `DOCKER_API_VERSION`).
-    pub fn from_env(host: Option<&str>) -> Result<Settings, Error> {
-        let api_version = match std::env::var("DOCKER_API_VERSION") {
-            Ok(v) if !v.is_empty() => Some(ApiVersion::parse(&v).ok_or_else(|| {
-                Error::Version(format!(
-                    "DOCKER_API_VERSION={v:?} is not a version like 1.41"
-                ))
-            })?),
-            _ => None,
-        };
+    /// Settings for `host` with the defaults: negotiated version, 10 s connect timeout, no idle
+    /// or overall timeout.
+    pub fn new(host: Host) -> Settings {
+        Settings {
+            host,
+            api_version: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: None,
+            timeout: None,
+            tls: None,
+            ssh_options: Vec::new(),
+        }
+    }
+
+    /// Settings as the Docker CLI would choose them: `host` (`-H`) or `context` (`--context`)
+    /// if given, else `DOCKER_HOST`, `DOCKER_CONTEXT`, `currentContext` in
+    /// `$DOCKER_CONFIG/config.json`, the default socket; TLS from `DOCKER_TLS_VERIFY`,
+    /// `DOCKER_CERT_PATH` or the context; `DOCKER_API_VERSION`.
+    pub fn resolve(host: Option<&str>, context: Option<&str>) -> Result<Settings, Error> {
+        let env = |k: &str| std::env::var(k).ok();
+        let r = contexts::resolve(host, context, &env)?;
         Ok(Settings {
-            host: Host::from_env(host)?,
-            api_version,
-            connect_timeout: Duration::from_secs(10),
+            tls: r.tls,
+            api_version: api_version_from_env()?,
+            ..Settings::new(r.host)
         })
+    }
+}
+
+fn api_version_from_env() -> Result<Option<ApiVersion>, Error> {
+    match std::env::var("DOCKER_API_VERSION") {
+        Ok(v) if !v.is_empty() => Ok(Some(ApiVersion::parse(&v).ok_or_else(|| {
+            Error::Version(format!(
+                "DOCKER_API_VERSION={v:?} is not a version like 1.41"
+            ))
+        })?)),
+        _ => Ok(None),
+    }
+}
+
+impl Settings {
+    /// Settings from `-H` (if given) and the environment, contexts included: the same as
+    /// [`Settings::resolve`] without `--context`.
+    pub fn from_env(host: Option<&str>) -> Result<Settings, Error> {
+        Settings::resolve(host, None)
     }
 }
 
@@ -147,6 +209,7 @@ pub struct Engine {
 /// A response whose body is still arriving. Dropping it closes the connection.
 pub(crate) struct Streaming {
     body: Incoming,
+    idle: Option<Duration>,
     _conn: AbortOnDrop,
 }
 
@@ -181,10 +244,10 @@ impl Engine {
             .and_then(ApiVersion::parse);
         engine.podman = headers.contains_key("libpod-api-version");
         engine.version = match (engine.settings.api_version, theirs) {
-            (Some(pinned), _) => pinned,
+            (Some(pinned), theirs) => check_pinned(pinned, theirs, &engine.settings.host)?,
             (None, Some(v)) if v < MIN_API_VERSION => {
                 return Err(Error::Version(format!(
-                    "the engine at {} speaks API {v}, older than {MIN_API_VERSION}, the oldest dbuild supports (Docker 19.03): upgrade the engine",
+                    "the engine at {} speaks API {v}, older than {MIN_API_VERSION}, the oldest dbuild supports (Docker 17.06): upgrade the engine",
                     engine.settings.host
                 )))
             }
@@ -210,8 +273,35 @@ impl Engine {
         &self.settings.host
     }
 
-    /// Sends a request on a fresh connection and returns the response once its head arrived;
-    /// a non-2xx status becomes [`Error::Api`] with the engine's message.
+    /// The settings this engine was connected with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `GET /images/{name}/json`: the engine's description of an image (its `Id`,
+    /// `Config.Labels`, …), as JSON.
+    pub async fn inspect_image(&self, name: &str) -> Result<serde_json::Value, Error> {
+        let path = self.path(&format!("/images/{}/json", path_escape(name)));
+        let (_, body) = self
+            .send(
+                "GET",
+                path,
+                Vec::new(),
+                http_body_util::Empty::<Bytes>::new(),
+            )
+            .await?;
+        let text = body.collect().await?;
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Protocol(format!("the engine's image description is not JSON: {e}"))
+        })
+    }
+
+    /// When a request started now must be finished, if [`Settings::timeout`] is set.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.settings.timeout.map(|t| Instant::now() + t)
+    }
+
+    /// [`Engine::send_until`] with a deadline from [`Settings::timeout`].
     async fn send<B>(
         &self,
         method: &str,
@@ -220,13 +310,37 @@ impl Engine {
         body: B,
     ) -> Result<(hyper::HeaderMap, Streaming), Error>
     where
-        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let deadline = self.deadline();
+        self.send_until(method, path_and_query, headers, body, deadline)
+            .await
+    }
+
+    /// Sends a request on a fresh connection and returns the response once its head arrived;
+    /// a non-2xx status becomes [`Error::Api`] with the engine's message. The idle timeout
+    /// counts from the last body chunk taken by the socket, so a slow upload is not idle.
+    async fn send_until<B>(
+        &self,
+        method: &str,
+        path_and_query: String,
+        headers: Vec<(&'static str, String)>,
+        body: B,
+        deadline: Option<Instant>,
+    ) -> Result<(hyper::HeaderMap, Streaming), Error>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let io = self
             .settings
             .host
-            .connect(self.settings.connect_timeout)
+            .connect(
+                self.settings.connect_timeout,
+                self.settings.tls.as_ref(),
+                &self.settings.ssh_options,
+            )
             .await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
@@ -243,18 +357,57 @@ impl Engine {
         for (k, v) in headers {
             req = req.header(k, v);
         }
+        let activity = Arc::new(Activity::new());
+        let body = Watched {
+            inner: body,
+            activity: activity.clone(),
+        };
         let req = req.body(body).map_err(|e| Error::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| Error::Http(describe_hyper(&e)))?;
+        let idle = self.settings.idle_timeout;
+        let mut answer = std::pin::pin!(sender.send_request(req));
+        let resp = loop {
+            let idle_at = idle.map(|d| activity.last() + d);
+            let Some(wake) = earliest(deadline, idle_at) else {
+                break answer.await;
+            };
+            tokio::select! {
+                r = &mut answer => break r,
+                _ = tokio::time::sleep_until(wake) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(overall_timeout(self.settings.timeout));
+                    }
+                    // The body may have moved on since `wake` was computed.
+                    if let Some(d) = idle.filter(|d| Instant::now() >= activity.last() + *d) {
+                        return Err(idle_timeout(d));
+                    }
+                }
+            }
+        }
+        .map_err(|e| {
+            let mut why = describe_hyper(&e);
+            // With TLS 1.3 the engine's verdict on our certificate arrives only now.
+            if self.settings.tls.is_some() && why.contains("alert") {
+                why.push_str(" (the engine refused this client's TLS certificate: check cert.pem and key.pem)");
+            }
+            Error::Http(why)
+        })?;
         let (parts, body) = resp.into_parts();
-        let streaming = Streaming { body, _conn: guard };
+        let streaming = Streaming {
+            body,
+            idle,
+            _conn: guard,
+        };
         if !parts.status.is_success() {
             let text = streaming.collect().await.unwrap_or_default();
             return Err(Error::Api {
                 status: parts.status.as_u16(),
-                message: error_message(&text),
+                message: match error_message(&text) {
+                    // Podman answers a query it cannot decode with an empty 400.
+                    m if m == NO_MESSAGE && self.podman => format!(
+                        "{NO_MESSAGE}; Podman answers a request it cannot decode this way: check the build options"
+                    ),
+                    m => m,
+                },
             });
         }
         Ok((parts.headers, streaming))
@@ -267,10 +420,22 @@ impl Engine {
 }
 
 impl Streaming {
-    /// The next piece of the body, or `None` at its end.
-    async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+    /// The next piece of the body, or `None` at its end; the idle timeout and `deadline`
+    /// bound the wait.
+    async fn chunk_until(&mut self, deadline: Option<Instant>) -> Result<Option<Bytes>, Error> {
         loop {
-            match self.body.frame().await {
+            let idle_at = self.idle.map(|d| Instant::now() + d);
+            let frame = match earliest(deadline, idle_at) {
+                None => self.body.frame().await,
+                Some(wake) => match tokio::time::timeout_at(wake, self.body.frame()).await {
+                    Ok(f) => f,
+                    Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                        return Err(overall_timeout(None))
+                    }
+                    Err(_) => return Err(idle_timeout(self.idle.unwrap_or_default())),
+                },
+            };
+            match frame {
                 None => return Ok(None),
                 Some(Err(e)) => return Err(Error::Http(describe_hyper(&e))),
                 Some(Ok(frame)) => {
@@ -285,7 +450,7 @@ impl Streaming {
     /// The whole body (for small answers such as errors).
     async fn collect(mut self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        while let Some(c) = self.chunk().await? {
+        while let Some(c) = self.chunk_until(None).await? {
             out.extend_from_slice(&c);
             if out.len() > 1 << 20 {
                 break;
@@ -294,22 +459,128 @@ impl Streaming {
         Ok(out)
     }
 
-    /// Decodes the body as a message stream, handing each message to `on` as it arrives.
+    /// Decodes the body as a message stream, handing each message to `on` as it arrives,
+    /// until the stream ends or `deadline` passes.
     async fn messages(
         mut self,
+        deadline: Option<Instant>,
         mut on: impl FnMut(Message) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut decoder = stream::Decoder::new();
-        while let Some(chunk) = self.chunk().await? {
+        while let Some(chunk) = self.chunk_until(deadline).await? {
             decoder.push(&chunk);
             while let Some(m) = decoder.next_message() {
                 on(m?)?;
             }
         }
-        if let Some(m) = decoder.finish() {
-            on(m?)?;
+        match decoder.finish() {
+            // A last line without a newline is fine if it is a whole message; if it is not,
+            // the stream was cut in the middle of one.
+            Some(Err(e)) => Err(Error::Protocol(format!(
+                "the engine's stream ended in the middle of a message ({} bytes, starting {:?}): the connection was cut or the engine stopped",
+                e.len, e.start
+            ))),
+            Some(Ok(m)) => on(m),
+            None => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// When the request body last handed a chunk to the socket (or when the request started).
+struct Activity {
+    start: Instant,
+    millis: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            millis: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.millis.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.millis.load(Ordering::Relaxed))
+    }
+}
+
+/// A request body that records when it last produced data, for the idle timeout.
+struct Watched<B> {
+    inner: B,
+    activity: Arc<Activity>,
+}
+
+impl<B: hyper::body::Body<Data = Bytes> + Unpin> hyper::body::Body for Watched<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, B::Error>>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if r.is_ready() {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn idle_timeout(d: Duration) -> Error {
+    Error::Timeout(format!(
+        "the engine sent nothing for {} s (the idle timeout): it may be stuck; raise the idle timeout if a build step is silent for longer",
+        d.as_secs_f32()
+    ))
+}
+
+fn overall_timeout(d: Option<Duration>) -> Error {
+    Error::Timeout(match d {
+        Some(d) => format!(
+            "the request did not finish within {} s (the overall timeout): raise the timeout or check the engine",
+            d.as_secs_f32()
+        ),
+        None => "the request did not finish within the overall timeout: raise the timeout or check the engine".into(),
+    })
+}
+
+/// Checks a pinned API version (`DOCKER_API_VERSION`) against dbuild's range and the engine's
+/// own version, so a mismatch fails here with a clear message instead of in the first request.
+fn check_pinned(
+    pinned: ApiVersion,
+    theirs: Option<ApiVersion>,
+    host: &Host,
+) -> Result<ApiVersion, Error> {
+    if pinned < MIN_API_VERSION || pinned > MAX_API_VERSION {
+        return Err(Error::Version(format!(
+            "the pinned API version {pinned} (DOCKER_API_VERSION) is outside what dbuild speaks, {MIN_API_VERSION} to {MAX_API_VERSION}: unset it or pick a version in that range"
+        )));
+    }
+    match theirs {
+        Some(v) if pinned > v => Err(Error::Version(format!(
+            "the pinned API version {pinned} (DOCKER_API_VERSION) is newer than the engine at {host} speaks ({v}): unset DOCKER_API_VERSION or set it to {v} or lower"
+        ))),
+        _ => Ok(pinned),
     }
 }
 
@@ -325,6 +596,9 @@ fn describe_hyper(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// What an error without a body says.
+const NO_MESSAGE: &str = "(no message)";
+
 /// The human message of an error body: Docker's `{"message"}`, Podman's `{"cause","message"}`,
 /// or the text itself.
 fn error_message(body: &[u8]) -> String {
@@ -338,12 +612,25 @@ fn error_message(body: &[u8]) -> String {
             let t = String::from_utf8_lossy(body);
             let t = t.trim();
             if t.is_empty() {
-                "(no message)".into()
+                NO_MESSAGE.into()
             } else {
                 t.chars().take(300).collect()
             }
         }
     }
+}
+
+/// Percent-encodes an image name for a path segment, keeping `/` and `:` as the CLI does.
+pub(crate) fn path_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Percent-encodes a query value (everything but RFC 3986's unreserved characters).

@@ -31,12 +31,14 @@ impl Engine {
             query_escape(&tag)
         ));
         let auth = registry_auth_header(credentials);
+        let deadline = self.deadline();
         let (_, streaming) = self
-            .send(
+            .send_until(
                 "POST",
                 path,
                 vec![("x-registry-auth", auth)],
                 http_body_util::Empty::<bytes::Bytes>::new(),
+                deadline,
             )
             .await
             .map_err(|e| match e {
@@ -48,7 +50,7 @@ impl Engine {
             })?;
         let mut digest = None;
         streaming
-            .messages(|m| {
+            .messages(deadline, |m| {
                 on_message(&m);
                 if let Some(msg) = m.error_message() {
                     return Err(Error::Push {

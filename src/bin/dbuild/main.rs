@@ -26,11 +26,36 @@ const USERNAME_ENV: &str = "DBUILD_USERNAME";
     about = "Build a container image from a git repository, in memory, and push it."
 )]
 struct Cli {
-    /// Engine address (unix:///PATH or tcp://HOST:PORT); default: $DOCKER_HOST, then /var/run/docker.sock.
-    #[arg(short = 'H', long = "host", global = true)]
-    host: Option<String>,
+    #[command(flatten)]
+    conn: ConnArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How to reach the engine (see docs/engine.md).
+#[derive(Args)]
+struct ConnArgs {
+    /// Engine address (unix:///PATH, tcp://HOST:PORT, ssh://USER@HOST); default: $DOCKER_HOST, the Docker context, /var/run/docker.sock.
+    #[arg(short = 'H', long = "host", global = true)]
+    host: Option<String>,
+    /// Docker context to use (overrides $DOCKER_CONTEXT and the current context).
+    #[arg(long = "context", global = true, conflicts_with = "host")]
+    context: Option<String>,
+    /// Give up on a build or push after this many seconds (default: no limit).
+    #[arg(long, value_name = "SECONDS", global = true)]
+    timeout: Option<u64>,
+    /// Give up when the engine sends nothing for this many seconds (default: no limit; RUN steps may be silent).
+    #[arg(long, value_name = "SECONDS", global = true)]
+    idle_timeout: Option<u64>,
+}
+
+impl ConnArgs {
+    fn settings(&self) -> Result<Settings, Failure> {
+        let mut s = Settings::resolve(self.host.as_deref(), self.context.as_deref())?;
+        s.timeout = self.timeout.map(std::time::Duration::from_secs);
+        s.idle_timeout = self.idle_timeout.map(std::time::Duration::from_secs);
+        Ok(s)
+    }
 }
 
 #[derive(Subcommand)]
@@ -39,7 +64,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
     )]
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Write the build context tar that `build` would send to stdout.
     #[command(after_help = "Example:\n  dbuild context git://127.0.0.1/demo.git | tar -tv")]
     Context {
@@ -92,6 +117,45 @@ struct BuildArgs {
     /// Print only the image ID.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Builder: classic, or buildkit (without a session: no private base images, secrets or ssh mounts; not on Podman).
+    #[arg(long, value_parser = ["classic", "buildkit"], default_value = "classic")]
+    builder: String,
+    /// Networking mode for RUN (default, none, host, or a network name).
+    #[arg(long)]
+    network: Option<String>,
+    /// Custom host-to-IP mapping for RUN (HOST:IP, repeatable).
+    #[arg(long = "add-host")]
+    add_hosts: Vec<String>,
+    /// Target platform, for example linux/amd64.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Images to consider as cache sources (repeatable).
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
+    /// Always remove intermediate containers, even after a failure.
+    #[arg(long)]
+    force_rm: bool,
+    /// Memory limit for RUN (bytes, or with a k, m or g suffix).
+    #[arg(short = 'm', long, value_parser = size)]
+    memory: Option<i64>,
+    /// Memory plus swap limit (bytes with optional suffix; -1 for unlimited swap).
+    #[arg(long, value_parser = size, allow_hyphen_values = true)]
+    memory_swap: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// CPU CFS period in microseconds.
+    #[arg(long)]
+    cpu_period: Option<i64>,
+    /// CPU CFS quota in microseconds.
+    #[arg(long)]
+    cpu_quota: Option<i64>,
+    /// Size of /dev/shm (bytes with optional suffix).
+    #[arg(long, value_parser = size)]
+    shm_size: Option<i64>,
     /// gzip the context at this level (1-9) before sending it.
     #[arg(long, value_name = "LEVEL", num_args = 0..=1, default_missing_value = "6")]
     compress: Option<u32>,
@@ -214,16 +278,16 @@ fn fail(f: Failure) -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Build(args) => build(cli.host.as_deref(), args).await,
+        Command::Build(args) => build(&cli.conn, *args).await,
         Command::Context { source, file } => context(&source, file.as_deref()).await,
         Command::Push { names, login } => {
             let refs = parse_refs(&names)?;
             let lookup = credential_lookup(read_login(&login)?)?;
-            let engine = Engine::connect(Settings::from_env(cli.host.as_deref())?).await?;
+            let engine = Engine::connect(cli.conn.settings()?).await?;
             push_all(&engine, &refs, &lookup, false).await.map(|_| ())
         }
         Command::Version => {
-            let engine = Engine::connect(Settings::from_env(cli.host.as_deref())?).await?;
+            let engine = Engine::connect(cli.conn.settings()?).await?;
             println!("dbuild {}", env!("CARGO_PKG_VERSION"));
             println!(
                 "engine {} ({})",
@@ -339,7 +403,7 @@ async fn context(source: &str, dockerfile: Option<&str>) -> Result<(), Failure> 
     })
 }
 
-async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
+async fn build(conn: &ConnArgs, args: BuildArgs) -> Result<(), Failure> {
     // Everything that can be checked without the network is checked first.
     let refs = parse_refs(&args.tags)?;
     if args.push && refs.is_empty() {
@@ -384,7 +448,7 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
         }
         Err(f) => return Err(f),
     };
-    let settings = Settings::from_env(host)?;
+    let settings = conn.settings()?;
     let dockerfile = args.file.clone().unwrap_or_else(|| "Dockerfile".into());
 
     let engine = Engine::connect(settings).await?;
@@ -409,7 +473,24 @@ async fn build(host: Option<&str>, args: BuildArgs) -> Result<(), Failure> {
         pull: args.pull,
         quiet: args.quiet,
         compressed: args.compress.is_some(),
-        registry_config: Some(Secret::new(registry_config_header(&all))),
+        registry_config: Some(registry_config_header(&all)),
+        builder: if args.builder == "buildkit" {
+            engine::Builder::BuildKit
+        } else {
+            engine::Builder::Classic
+        },
+        network: args.network.clone(),
+        extra_hosts: args.add_hosts.clone(),
+        platform: args.platform.clone(),
+        cache_from: args.cache_from.clone(),
+        force_rm: args.force_rm,
+        memory: args.memory,
+        memory_swap: args.memory_swap,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        cpu_period: args.cpu_period,
+        cpu_quota: args.cpu_quota,
+        shm_size: args.shm_size.map(|s| s.max(0) as u64),
         ..Default::default()
     };
     let body = TarBody::new(
@@ -525,6 +606,31 @@ fn write_metadata(
         return Err(fail(e));
     }
     Ok(())
+}
+
+/// A size as the Docker CLI takes it: bytes, or a number with b, k, m or g (powers of 1024);
+/// `-1` stays -1 (unlimited swap).
+fn size(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t
+        .strip_suffix('b')
+        .filter(|r| !r.is_empty() && !r.ends_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    num.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("{s:?} is not a size such as 512m or 2g"))
 }
 
 /// Prints one progress message the way the Docker CLI does when not on a terminal.
