@@ -159,6 +159,15 @@ impl Address {
         (self.scheme == Scheme::File).then(|| PathBuf::from(&self.path))
     }
 
+    /// The password (or token) written in the URL's `user:password@`, still percent-encoded.
+    /// Crate-internal so that it can only reach the transport that sends it.
+    pub(crate) fn password(&self) -> Option<&str> {
+        let (_, rest) = self.url.split_once("://")?;
+        let end = rest.find(['/', '#', '?']).unwrap_or(rest.len());
+        let (userinfo, _) = rest[..end].rsplit_once('@')?;
+        userinfo.split_once(':').map(|(_, p)| p)
+    }
+
     /// The URL with any `user:password@` removed, safe to print.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
@@ -304,7 +313,7 @@ fn is_scheme_name(s: &str) -> bool {
 }
 
 /// Splits `host[:port]` or `[v6]:port`; the host comes back without brackets.
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+pub(crate) fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest
             .split_once(']')

@@ -34,7 +34,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One advertised ref, as `ls-refs` reports it.
 #[derive(Debug)]
-struct RemoteRef {
+pub(crate) struct RemoteRef {
     name: BString,
     /// What the ref points to (an annotated tag's own id for tags).
     id: ObjectId,
@@ -74,30 +74,63 @@ pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
     );
 
     let capabilities = handshake(&mut conn).map_err(&fail)?;
-    let want = match addr.reference.as_deref() {
-        Some(r) if is_full_hex_id(r) => {
-            ObjectId::from_hex(r.as_bytes()).map_err(|e| fail(format!("bad commit id: {e}")))?
-        }
-        reference => resolve_ref(&mut conn, reference, &url)?,
-    };
+    let want = want_for(addr, &url, |prefixes| ls_refs(&mut conn, prefixes))?;
     let shallow = capabilities
         .capability("fetch")
         .and_then(|c| c.supports("shallow"))
         .unwrap_or(false);
-    let objects = fetch_pack(&mut conn, want, shallow).map_err(|why| {
-        if why.contains("not our ref") {
-            // Protocol v2 servers (git's upload-pack) serve any object they have, so in practice
-            // this means the commit is not there; older servers also refuse non-tip commits.
-            fail(format!(
-                "the server does not have commit {want} or refuses to send it (servers may only \
-                 serve commits a branch or tag points to unless uploadpack.allowReachableSHA1InWant \
-                 or allowAnySHA1InWant is set): check the commit id, or name a branch or tag"
-            ))
-        } else {
-            fail(why)
+    let objects =
+        fetch_pack(&mut conn, want, shallow).map_err(|why| pack_error(&url, want, why))?;
+    finish(addr, objects, want)
+}
+
+/// The commit to ask for: the full id after `#`, or what the named ref (or HEAD) points to,
+/// found with `list` (an `ls-refs` restricted to the given prefixes).
+pub(crate) fn want_for(
+    addr: &Address,
+    url: &str,
+    list: impl FnOnce(&[String]) -> Result<Vec<RemoteRef>, String>,
+) -> Result<ObjectId, Error> {
+    match addr.reference.as_deref() {
+        Some(r) if is_full_hex_id(r) => {
+            ObjectId::from_hex(r.as_bytes()).map_err(|e| Error::Fetch {
+                url: url.to_owned(),
+                why: format!("bad commit id: {e}"),
+            })
         }
+        reference => resolve_ref(list, reference, url),
+    }
+}
+
+/// Turns a failed pack request into an error a person can act on.
+pub(crate) fn pack_error(url: &str, want: ObjectId, why: String) -> Error {
+    let why = if why.contains("not our ref") {
+        // Protocol v2 servers (git's upload-pack) serve any object they have, so in practice
+        // this means the commit is not there; older servers also refuse non-tip commits.
+        format!(
+            "the server does not have commit {want} or refuses to send it (servers may only \
+             serve commits a branch or tag points to unless uploadpack.allowReachableSHA1InWant \
+             or allowAnySHA1InWant is set): check the commit id, or name a branch or tag"
+        )
+    } else {
+        why
+    };
+    Error::Fetch {
+        url: url.to_owned(),
+        why,
+    }
+}
+
+/// Turns the fetched objects into the checkout the address asks for (commit tree, subdirectory).
+pub(crate) fn finish(
+    addr: &Address,
+    objects: odb::MemoryOdb,
+    want: ObjectId,
+) -> Result<super::Checkout, Error> {
+    let resolved = odb::checkout(&objects, want).map_err(|why| Error::Fetch {
+        url: addr.redacted_url(),
+        why,
     })?;
-    let resolved = odb::checkout(&objects, want).map_err(&fail)?;
     drop(objects);
     let tree = match addr.subdir.as_deref() {
         Some(dir) => resolved.tree.subtree(dir)?,
@@ -106,6 +139,7 @@ pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
     Ok(super::Checkout {
         commit: resolved.commit.to_string(),
         tree,
+        warnings: Vec::new(),
     })
 }
 
@@ -115,7 +149,7 @@ pub(crate) fn is_full_hex_id(s: &str) -> bool {
 }
 
 /// Opens a TCP connection, trying every address the host resolves to.
-fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+pub(crate) fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("unknown host {host:?}: {e}"))?
@@ -138,7 +172,7 @@ fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     let e = last.unwrap_or_else(|| io::Error::other("no address"));
     Err(match e.kind() {
         io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {host}:{port}: is a git daemon running there?")
+            format!("connection refused by {host}:{port}: is the git server running, and is the port right?")
         }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!("timed out connecting to {host}:{port}")
@@ -177,7 +211,7 @@ fn handshake_error(e: &gix_transport::client::Error) -> String {
 }
 
 /// The text of an `ERR` packet line inside an error message, if there is one.
-fn server_error_text(text: &str) -> Option<&str> {
+pub(crate) fn server_error_text(text: &str) -> Option<&str> {
     text.find("ERR ").map(|i| text[i + 4..].trim())
 }
 
@@ -186,8 +220,8 @@ fn server_error_text(text: &str) -> Option<&str> {
 /// No reference means the remote's `HEAD`, i.e. its default branch (like BuildKit; never a
 /// hard-coded `master`). A name is tried as a full ref, then as `refs/<name>`, a tag, and a
 /// branch (git's own order, so a tag wins over a branch of the same name).
-fn resolve_ref<T: Transport>(
-    conn: &mut T,
+fn resolve_ref(
+    list: impl FnOnce(&[String]) -> Result<Vec<RemoteRef>, String>,
     reference: Option<&str>,
     url: &str,
 ) -> Result<ObjectId, Error> {
@@ -204,7 +238,7 @@ fn resolve_ref<T: Transport>(
             format!("refs/heads/{r}"),
         ],
     };
-    let refs = ls_refs(conn, &candidates).map_err(&fail)?;
+    let refs = list(&candidates).map_err(&fail)?;
     for c in &candidates {
         if let Some(r) = refs.iter().find(|r| r.name == c.as_bytes()) {
             return Ok(r.peeled.unwrap_or(r.id));
@@ -265,7 +299,7 @@ fn ls_refs<T: Transport>(conn: &mut T, prefixes: &[String]) -> Result<Vec<Remote
 }
 
 /// Parses `<oid> <name>[ symref-target:<ref>][ peeled:<oid>]`.
-fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
+pub(crate) fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
     let bad = || format!("malformed ls-refs line {:?}", String::from_utf8_lossy(line));
     let mut fields = line.split(|b| *b == b' ');
     let id = fields.next().ok_or_else(bad)?;

@@ -97,5 +97,6 @@ pub(crate) fn read_local(addr: &Address) -> Result<Checkout, Error> {
     Ok(Checkout {
         commit: resolved.commit.to_string(),
         tree,
+        warnings: Vec::new(),
     })
 }

@@ -5,11 +5,13 @@
 //! [`crate::context::Tree`]. Local repositories are read in place, read-only.
 //!
 //! Layout: [`address`](Address) parses `URL#REF:SUBDIR`; `fetch` speaks the `git://` protocol;
+//! `http` speaks smart HTTP (protocol v2) over hyper;
 //! `pack` decodes a pack stream; `odb` turns a commit into a tree; `local` reads local
 //! repositories.
 
 mod address;
 mod fetch;
+mod http;
 mod local;
 mod odb;
 mod pack;
@@ -68,14 +70,23 @@ pub struct Checkout {
     pub commit: String,
     /// The context tree; `mtime` is the commit time.
     pub tree: Tree,
+    /// Things the user should know that did not stop the fetch (for example, Git LFS pointer
+    /// files whose content is not available), one line each, no credentials.
+    pub warnings: Vec<String>,
 }
+
+/// Environment variable holding a token (or password) for http(s) repositories, used when the
+/// server asks for credentials and the URL carries no password: it stays out of process lists
+/// and shell history, unlike `https://user:token@host/…`.
+pub const TOKEN_ENV: &str = "DBUILD_GIT_TOKEN";
 
 /// Fetches `addr` into memory (depth 1) and returns the commit's tree. Blocking.
 pub fn fetch_blocking(addr: &Address) -> Result<Checkout, Error> {
     match addr.scheme() {
         Scheme::Git => fetch::fetch_daemon(addr),
         Scheme::File => local::read_local(addr),
-        scheme @ (Scheme::Http | Scheme::Https | Scheme::Ssh) => Err(Error::Unsupported {
+        Scheme::Http | Scheme::Https => http::fetch_http(addr),
+        scheme @ Scheme::Ssh => Err(Error::Unsupported {
             url: addr.redacted_url(),
             scheme,
         }),
