@@ -442,7 +442,6 @@ EOF
 # $GIT_ROOT, so their commit ids are the same on every machine and run.
 # To add a fixture: write fixture_NAME (it gets an empty work tree as $1 and
 # commits with fixture_commit), and add NAME to FIXTURES.
-# TODO(later issues): eol=crlf / .gitattributes fixture, a fixture with submodules.
 #
 # What the fixtures hold (commit ids as built by this version of the code):
 #   demo.git     main 48dddf5bf53202dc6bc206d3129170fd39ba8250: data.txt = "demo data main"
@@ -457,7 +456,17 @@ EOF
 #   nested.git   main bdee0770e9b36fe5126b019c823922004f79dbc4: no Dockerfile at the
 #                root; app/Dockerfile (build #main:app) gives /greeting.txt
 #                ("hello from app/") and /from-run.txt ("built-from-app").
-FIXTURES=(demo failing nested)
+#   empty.git    no commits at all (HEAD -> refs/heads/main, unborn).
+#   attrs.git    main: .gitattributes asking for checkout conversions (eol=crlf, text=auto,
+#                ident, -text in a subdirectory, binary, filter=lfs with a Git LFS pointer);
+#                some blobs were committed with CRLF before the attributes existed. Tests
+#                compare a `git clone` of it with what dbuild sends.
+#   subdep.git   main = 2nd commit ("dep v2"); its 1st commit ("dep v1") is no branch tip.
+#   super.git    main: a Dockerfile and submodule lib/dep (url ../subdep.git) pinned to
+#                subdep's 1st commit (not a tip: the moby #40616 trap). The image has
+#                /dep.txt ("dep v1") copied from the submodule.
+#   badsub.git   main: submodule missing/ whose url (../no-such-repo.git) does not exist.
+FIXTURES=(demo failing nested empty attrs subdep super badsub)
 
 FIXTURE_DATE="946684800 +0000"
 
@@ -533,11 +542,86 @@ EOF
 	fixture_commit "$w" 1704067200 "nested: Dockerfile under app/"
 }
 
+# empty: nothing is committed; the bare clone has an unborn main.
+fixture_empty() { :; }
+
+# attrs: .gitattributes and files the attributes convert on checkout; two blobs are stored
+# with CRLF (as if committed before the attributes existed) by writing them unfiltered.
+fixture_attrs() {
+	local w=$1 f blob
+	printf 'FROM localbusybox\nCOPY . /ctx/\n' >"$w/Dockerfile"
+	mkdir -p "$w/auto" "$w/sub/deeper"
+	printf 'stored\r\nwith crlf\nand a lone lf\n' >"$w/mixed.txt"
+	printf 'auto\r\nwith crlf\n' >"$w/auto/has-crlf.md"
+	cat >"$w/.gitattributes" <<'EOF'
+# Checkout conversions git applies on Linux (core.autocrlf unset).
+*.txt text eol=crlf
+*.sh text eol=lf
+auto/* text=auto eol=crlf
+ident.c ident
+*.bin binary
+*.dat filter=lfs diff=lfs merge=lfs -text
+plain.text text
+EOF
+	printf 'line one\nline two\n' >"$w/crlf.txt"
+	printf '#!/bin/sh\necho lf\n' >"$w/run.sh"
+	printf 'auto text\nconverted\n' >"$w/auto/text.md"
+	printf 'nul\0inside\nnot converted\n' >"$w/auto/binary.md"
+	printf '/* $Id$ */\n/* $Id: old expansion $ */\n/* $Id: two words here $ */\nint x;\n' >"$w/ident.c"
+	printf 'bin\nary\n' >"$w/data.bin"
+	printf 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n' >"$w/big.dat"
+	printf 'native\neol\n' >"$w/plain.text"
+	printf '*.txt -text\n' >"$w/sub/.gitattributes"
+	printf 'raw\nlf\n' >"$w/sub/raw.txt"
+	printf 'deeper\nraw\n' >"$w/sub/deeper/also.txt"
+	chmod 0755 "$w/run.sh"
+	fixture_git -C "$w" add -A
+	for f in mixed.txt auto/has-crlf.md; do
+		blob=$(fixture_git -C "$w" hash-object -w --no-filters "$f")
+		fixture_git -C "$w" update-index --cacheinfo "100644,$blob,$f"
+	done
+	FIXTURE_DATE="1704153600 +0000" fixture_git -C "$w" -c core.fileMode=true commit -q --no-verify \
+		-m "attrs: .gitattributes with checkout conversions"
+}
+
+# subdep: the submodule; super pins its first commit, which no branch points to.
+fixture_subdep() {
+	local w=$1
+	printf 'dep v1\n' >"$w/dep.txt"
+	fixture_commit "$w" 1704067200 "dep v1"
+	printf 'dep v2\n' >"$w/dep.txt"
+	fixture_commit "$w" 1704153600 "dep v2"
+}
+
+# submodule_link WORKTREE PATH URL COMMIT: record a submodule without cloning it.
+submodule_link() {
+	local w=$1 path=$2 url=$3 commit=$4
+	fixture_git -C "$w" config -f .gitmodules "submodule.$path.path" "$path"
+	fixture_git -C "$w" config -f .gitmodules "submodule.$path.url" "$url"
+	fixture_git -C "$w" update-index --add --cacheinfo "160000,$commit,$path"
+}
+
+# super: built after subdep (FIXTURES order), whose first commit it pins.
+fixture_super() {
+	local w=$1 dep
+	dep=$(git --git-dir="$GIT_ROOT/subdep.git" rev-parse refs/heads/main~1)
+	printf 'FROM localbusybox\nCOPY lib/dep/dep.txt /dep.txt\n' >"$w/Dockerfile"
+	submodule_link "$w" lib/dep ../subdep.git "$dep"
+	fixture_commit "$w" 1704067200 "super: submodule lib/dep at dep v1 (not a branch tip)"
+}
+
+fixture_badsub() {
+	local w=$1
+	printf 'FROM localbusybox\n' >"$w/Dockerfile"
+	submodule_link "$w" missing ../no-such-repo.git 1111111111111111111111111111111111111111
+	fixture_commit "$w" 1704067200 "badsub: a submodule whose repository does not exist"
+}
+
 # A digest of the fixture code: when it changes, every fixture is rebuilt.
 fixtures_stamp() {
 	{
 		printf '%s\n' "${FIXTURES[@]}"
-		declare -f fixture_git fixture_commit fixture_tag configure_fixture_repo
+		declare -f fixture_git fixture_commit fixture_tag configure_fixture_repo submodule_link
 		local f
 		for f in "${FIXTURES[@]}"; do declare -f "fixture_$f"; done
 	} | sha256sum | cut -d' ' -f1
@@ -567,7 +651,7 @@ build_fixture() {
 	rm -rf "$GIT_ROOT/$name.git"
 	mv "$tmp/$name.git" "$GIT_ROOT/$name.git"
 	rm -rf "$tmp"
-	log "git: fixture $name.git built (main $(git --git-dir="$GIT_ROOT/$name.git" rev-parse refs/heads/main))"
+	log "git: fixture $name.git built (main $(git --git-dir="$GIT_ROOT/$name.git" rev-parse -q --verify refs/heads/main || echo unborn))"
 }
 
 ensure_fixtures() {
@@ -577,7 +661,8 @@ ensure_fixtures() {
 	[[ -r $GIT_ROOT/.fixtures-stamp ]] && old=$(cat "$GIT_ROOT/.fixtures-stamp")
 	for name in "${FIXTURES[@]}"; do
 		if [[ $stamp != "$old" ]] ||
-			! git --git-dir="$GIT_ROOT/$name.git" rev-parse -q --verify refs/heads/main >/dev/null 2>&1; then
+			{ ! git --git-dir="$GIT_ROOT/$name.git" rev-parse -q --verify refs/heads/main >/dev/null 2>&1 &&
+				! [[ $name == empty && -f $GIT_ROOT/$name.git/HEAD ]]; }; then
 			build_fixture "$name"
 		fi
 	done
