@@ -596,6 +596,8 @@ fixture_subdep() {
 # submodule_link WORKTREE PATH URL COMMIT: record a submodule without cloning it.
 submodule_link() {
 	local w=$1 path=$2 url=$3 commit=$4
+	# An empty directory is an unpopulated submodule: `git add -A` keeps the gitlink.
+	mkdir -p "$w/$path"
 	fixture_git -C "$w" config -f .gitmodules "submodule.$path.path" "$path"
 	fixture_git -C "$w" config -f .gitmodules "submodule.$path.url" "$url"
 	fixture_git -C "$w" update-index --add --cacheinfo "160000,$commit,$path"

@@ -402,7 +402,7 @@ fn error_messages() {
     let msg = err("git://no-such-host.invalid/r");
     assert!(msg.contains("unknown host"), "{msg}");
 
-    let msg = err("https://user:s3cret@example.com/r.git");
+    let msg = err("ssh://user:s3cret@example.com/r.git");
     assert!(
         msg.contains("not supported yet") && !msg.contains("s3cret"),
         "{msg}"

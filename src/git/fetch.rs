@@ -42,8 +42,8 @@ pub(crate) struct RemoteRef {
     peeled: Option<ObjectId>,
 }
 
-/// Fetches the commit `addr` names from a git daemon and returns its tree.
-pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
+/// Fetches the commit `addr` names from a git daemon and returns its whole tree.
+pub(crate) fn fetch_daemon(addr: &Address) -> Result<odb::Resolved, Error> {
     let url = addr.redacted_url();
     let fail = |why: String| Error::Fetch {
         url: url.clone(),
@@ -121,25 +121,15 @@ pub(crate) fn pack_error(url: &str, want: ObjectId, why: String) -> Error {
     }
 }
 
-/// Turns the fetched objects into the checkout the address asks for (commit tree, subdirectory).
+/// Reads the commit's whole tree out of the fetched objects, then drops them.
 pub(crate) fn finish(
     addr: &Address,
     objects: odb::MemoryOdb,
     want: ObjectId,
-) -> Result<super::Checkout, Error> {
-    let resolved = odb::checkout(&objects, want).map_err(|why| Error::Fetch {
+) -> Result<odb::Resolved, Error> {
+    odb::checkout(&objects, want).map_err(|why| Error::Fetch {
         url: addr.redacted_url(),
         why,
-    })?;
-    drop(objects);
-    let tree = match addr.subdir.as_deref() {
-        Some(dir) => resolved.tree.subtree(dir)?,
-        None => resolved.tree,
-    };
-    Ok(super::Checkout {
-        commit: resolved.commit.to_string(),
-        tree,
-        warnings: Vec::new(),
     })
 }
 

@@ -29,7 +29,7 @@ use tokio::runtime::Runtime;
 
 use super::fetch::{self, RemoteRef};
 use super::pack::read_pack;
-use super::{odb, Address, Checkout, Error, Scheme};
+use super::{odb, Address, Error, Scheme};
 use crate::auth::Secret;
 
 /// How many redirects of the first request are followed (git's curl follows a handful too).
@@ -100,8 +100,8 @@ struct Client {
     tls: Option<tls::Connector>,
 }
 
-/// Fetches the commit `addr` names over smart HTTP and returns its tree.
-pub(crate) fn fetch_http(addr: &Address) -> Result<Checkout, Error> {
+/// Fetches the commit `addr` names over smart HTTP and returns its whole tree.
+pub(crate) fn fetch_http(addr: &Address) -> Result<odb::Resolved, Error> {
     let url = addr.redacted_url();
     let fail = |why: String| Error::Fetch {
         url: url.clone(),
@@ -633,13 +633,15 @@ mod tls {
         pub(super) fn new() -> Connector {
             let roots =
                 rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            // ring rather than aws-lc-rs: pure Rust plus a little assembly, no cmake. rustls
+            // deprecates ring's provider only for lacking post-quantum key exchange.
+            #[allow(deprecated)]
+            let provider = rustls::crypto::ring::default_provider();
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
             Connector(TlsConnector::from(Arc::new(config)))
         }
 

@@ -5,16 +5,19 @@
 //! [`crate::context::Tree`]. Local repositories are read in place, read-only.
 //!
 //! Layout: [`address`](Address) parses `URL#REF:SUBDIR`; `fetch` speaks the `git://` protocol;
-//! `http` speaks smart HTTP (protocol v2) over hyper;
+//! `http` speaks smart HTTP (protocol v2) over hyper; `attributes` applies `.gitattributes`
+//! checkout conversions; `submodule` fetches and places submodules;
 //! `pack` decodes a pack stream; `odb` turns a commit into a tree; `local` reads local
 //! repositories.
 
 mod address;
+mod attributes;
 mod fetch;
 mod http;
 mod local;
 mod odb;
 mod pack;
+mod submodule;
 
 pub use address::{redact_url, Address, Scheme};
 
@@ -30,6 +33,14 @@ pub enum Error {
         addr: String,
         /// What is wrong and what to do.
         why: String,
+    },
+    /// A submodule could not be fetched or placed.
+    #[error("submodule {path:?}: {source}")]
+    Submodule {
+        /// The submodule's path in the superproject.
+        path: String,
+        /// Why it failed.
+        source: Box<Error>,
     },
     /// Talking to the server or reading the repository failed.
     #[error("fetching {url}: {why}")]
@@ -80,9 +91,30 @@ pub struct Checkout {
 /// and shell history, unlike `https://user:token@host/…`.
 pub const TOKEN_ENV: &str = "DBUILD_GIT_TOKEN";
 
-/// Fetches `addr` into memory (depth 1) and returns the commit's tree. Blocking.
+/// Fetches `addr` into memory (depth 1) and returns the commit's tree, as `git clone` would
+/// check it out: `.gitattributes` conversions applied, submodules in place. Blocking.
 pub fn fetch_blocking(addr: &Address) -> Result<Checkout, Error> {
-    match addr.scheme() {
+    let mut warnings = Vec::new();
+    let (commit, tree) = fetch_tree(addr, 0, &mut warnings)?;
+    let tree = match addr.subdir.as_deref() {
+        Some(dir) => tree.subtree(dir)?,
+        None => tree,
+    };
+    Ok(Checkout {
+        commit,
+        tree,
+        warnings,
+    })
+}
+
+/// The whole checked-out tree of the commit `addr` names, and the commit id. `depth` counts
+/// submodule nesting.
+fn fetch_tree(
+    addr: &Address,
+    depth: usize,
+    warnings: &mut Vec<String>,
+) -> Result<(String, Tree), Error> {
+    let resolved = match addr.scheme() {
         Scheme::Git => fetch::fetch_daemon(addr),
         Scheme::File => local::read_local(addr),
         Scheme::Http | Scheme::Https => http::fetch_http(addr),
@@ -90,7 +122,14 @@ pub fn fetch_blocking(addr: &Address) -> Result<Checkout, Error> {
             url: addr.redacted_url(),
             scheme,
         }),
-    }
+    }?;
+    let fail = |why: String| Error::Fetch {
+        url: addr.redacted_url(),
+        why,
+    };
+    let tree = attributes::apply(resolved.tree, warnings).map_err(fail)?;
+    let tree = submodule::place(addr, tree, resolved.gitlinks, depth, warnings)?;
+    Ok((resolved.commit.to_string(), tree))
 }
 
 /// Fetches `addr` into memory on a blocking thread, so the async runtime is never stalled.

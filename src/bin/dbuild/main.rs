@@ -297,6 +297,7 @@ fn read_login(login: &LoginArgs) -> Result<Option<Credentials>, Failure> {
 async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, Failure> {
     let src = Source::parse(source).map_err(dbuild::Error::from)?;
     let loaded = src.load().await.map_err(dbuild::Error::from)?;
+    warn_all(&loaded.warnings);
     if loaded
         .tree
         .get(dockerfile.trim_start_matches("./").as_bytes())
@@ -312,9 +313,19 @@ async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, F
     Ok(loaded.tree)
 }
 
+/// Prints the source's warnings (LFS pointers, filters not applied) on stderr, one line each.
+fn warn_all(warnings: &[String]) {
+    let mut err = std::io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(err, "dbuild: warning: {}", w.replace('\n', " "));
+    }
+}
+
 async fn context(source: &str) -> Result<(), Failure> {
     let src = Source::parse(source).map_err(dbuild::Error::from)?;
-    let tree = src.load().await.map_err(dbuild::Error::from)?.tree;
+    let loaded = src.load().await.map_err(dbuild::Error::from)?;
+    warn_all(&loaded.warnings);
+    let tree = loaded.tree;
     let mut out = std::io::stdout().lock();
     for chunk in TarBody::new(tree, TarOptions::default()) {
         out.write_all(&chunk).map_err(|e| Failure {
