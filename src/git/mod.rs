@@ -58,6 +58,14 @@ pub enum Error {
         /// The URL, credentials removed.
         url: String,
     },
+    /// The address's `:SUBDIR` names a file (or symlink), not a directory.
+    #[error("subdirectory {subdir:?} in {url} is not a directory: check the ':SUBDIR' part of the address")]
+    NotADirectory {
+        /// The subdirectory as written.
+        subdir: String,
+        /// The URL, credentials removed.
+        url: String,
+    },
     /// The address is valid but its transport is not implemented yet.
     #[error(
         "fetching {url}: {} repositories are not supported yet; use a git:// URL or a local path",
@@ -97,7 +105,18 @@ pub fn fetch_blocking(addr: &Address) -> Result<Checkout, Error> {
     let mut warnings = Vec::new();
     let (commit, tree) = fetch_tree(addr, 0, &mut warnings)?;
     let tree = match addr.subdir.as_deref() {
-        Some(dir) => tree.subtree(dir)?,
+        Some(dir) => {
+            if tree
+                .get(dir.as_bytes())
+                .is_some_and(|e| !matches!(e.kind, crate::context::Kind::Dir))
+            {
+                return Err(Error::NotADirectory {
+                    subdir: dir.to_owned(),
+                    url: addr.redacted_url(),
+                });
+            }
+            tree.subtree(dir)?
+        }
         None => tree,
     };
     Ok(Checkout {

@@ -129,14 +129,28 @@ impl From<dbuild::Error> for Failure {
         use dbuild::Error as E;
         let code = match &e {
             E::Engine(engine::Error::Host { .. }) | E::Reference(_) => 2,
-            E::Git(dbuild::git::Error::Address { .. }) => 2,
-            E::Context(_) => 2,
+            E::Git(g) | E::Source(dbuild::source::Error::Git(g)) => git_code(g),
+            E::Context(_) | E::Source(dbuild::source::Error::Context(_)) => 2,
             _ => 1,
         };
         Failure {
             code,
             message: e.to_string(),
         }
+    }
+}
+
+/// Exit code for a git error: 2 when the address itself is wrong (syntax, scheme, ref,
+/// subdirectory), 1 when fetching failed.
+fn git_code(e: &dbuild::git::Error) -> u8 {
+    use dbuild::git::Error as G;
+    match e {
+        G::Address { .. }
+        | G::RefNotFound { .. }
+        | G::Unsupported { .. }
+        | G::NotADirectory { .. }
+        | G::Context(_) => 2,
+        _ => 1,
     }
 }
 
