@@ -188,7 +188,10 @@ fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
 /// Turns a handshake failure into a message a person can act on.
 fn handshake_error(e: &gix_transport::client::Error) -> String {
     let text = chain(e);
-    if text.contains("not exported") || text.contains("does not appear to be a git repository") {
+    if text.contains("not exported")
+        || text.contains("does not appear to be a git repository")
+        || text.contains("no such repository")
+    {
         "repository not found (or not exported by the git daemon): check the path in the URL".into()
     } else if let Some(msg) = server_error_text(&text) {
         format!("the server refused the connection: {msg}")
