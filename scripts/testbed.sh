@@ -13,6 +13,7 @@
 #   docker-registry  127.0.0.1:5000, htpasswd auth (TEST_USER / TEST_PASSWORD below)
 #   git daemon       git://127.0.0.1:9418/{demo,failing,nested}.git (fixtures, deterministic)
 #   git smart HTTP   http://127.0.0.1:8418/NAME.git (anonymous) and /private/NAME.git (basic auth)
+#   git over ssh     ssh://root@127.0.0.1:8422/var/lib/dbuild-testbed/git/NAME.git (generated keys)
 #   podman service   unix://$STATE/podman.sock (Docker-compatible API)
 #
 # Everything started here runs in its own session (setsid) with its log under
@@ -47,11 +48,12 @@ TEST_PASSWORD=dbuild-test-secret-7Q
 GIT_HOST=127.0.0.1
 GIT_PORT=9418
 GIT_HTTP_PORT=8418
+GIT_SSH_PORT=8422
 
 PODMAN_SOCK=$STATE/podman.sock
 
 # Packages the test bed needs (Debian names).
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates openssh-server openssh-client)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HELPER_DIR=$SCRIPT_DIR/testbed
@@ -747,6 +749,75 @@ ensure_git_http() {
 	log "git http: up (pid $pid)"
 }
 
+# ---------------------------------------------------------------- git ssh --
+# sshd on 127.0.0.1:$GIT_SSH_PORT with a generated host key, accepting only the generated
+# client key (for root) and GIT_PROTOCOL (protocol v2). Repositories are addressed by their
+# path: ssh://root@127.0.0.1:$GIT_SSH_PORT$GIT_ROOT/demo.git. Clients use $SSH_DIR/ssh_command
+# (exported as DBUILD_TEST_SSH_COMMAND), which names the key and a known_hosts file.
+SSH_DIR=$STATE/ssh
+
+git_ssh_ok() {
+	[[ -s $SSH_DIR/ssh_command ]] || return 1
+	GIT_SSH_COMMAND=$(cat "$SSH_DIR/ssh_command") timeout 5 git ls-remote \
+		"ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT/demo.git" HEAD >/dev/null 2>&1
+}
+
+ensure_git_ssh() {
+	local pid changed=0
+	mkdir -p "$SSH_DIR" /run/sshd
+	chmod 0700 "$SSH_DIR"
+	if [[ ! -s $SSH_DIR/host_ed25519 ]]; then
+		ssh-keygen -q -t ed25519 -N '' -C dbuild-testbed-host -f "$SSH_DIR/host_ed25519"
+		changed=1
+	fi
+	if [[ ! -s $SSH_DIR/client_ed25519 ]]; then
+		ssh-keygen -q -t ed25519 -N '' -C dbuild-testbed-client -f "$SSH_DIR/client_ed25519"
+		changed=1
+	fi
+	cp "$SSH_DIR/client_ed25519.pub" "$SSH_DIR/authorized_keys"
+	printf '[%s]:%s %s\n' "$GIT_HOST" "$GIT_SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/host_ed25519.pub")" >"$SSH_DIR/known_hosts"
+	printf 'ssh -i %s -o IdentitiesOnly=yes -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes\n' \
+		"$SSH_DIR/client_ed25519" "$SSH_DIR/known_hosts" >"$SSH_DIR/ssh_command"
+	write_if_changed "$SSH_DIR/sshd_config" <<EOF && changed=1
+# Written by dbuild scripts/testbed.sh.
+ListenAddress $GIT_HOST
+Port $GIT_SSH_PORT
+HostKey $SSH_DIR/host_ed25519
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AcceptEnv GIT_PROTOCOL
+PidFile none
+EOF
+	pid=$(our_pid git-ssh "$SSH_DIR/sshd_config")
+	if [[ -n $pid ]] && ((changed)); then
+		log "git ssh: configuration changed; restarting"
+		stop_pid git-ssh "$pid"
+		pid=""
+	fi
+	if git_ssh_ok; then
+		log "git ssh: ssh://$GIT_HOST:$GIT_SSH_PORT answers"
+		return 0
+	fi
+	if [[ -n $pid ]]; then
+		wait_until 3 git_ssh_ok && return 0
+		stop_pid git-ssh "$pid"
+	fi
+	log "git ssh: starting sshd on $GIT_HOST:$GIT_SSH_PORT"
+	start_bg git-ssh /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
+	pid=$(read_pidfile "$RUN_DIR/git-ssh.pid")
+	local deadline=$((SECONDS + 20))
+	until git_ssh_ok; do
+		pid_alive "$pid" || fail_with_log git-ssh "sshd exited during startup (port $GIT_SSH_PORT in use?)"
+		((SECONDS < deadline)) || fail_with_log git-ssh "sshd did not answer within 20s"
+		sleep 0.2
+	done
+	log "git ssh: up (pid $pid)"
+}
+
 # ---------------------------------------------------------- podman service --
 podman_ping() {
 	[[ -S $PODMAN_SOCK ]] &&
@@ -841,6 +912,8 @@ print_env() {
 		"DBUILD_TEST_GIT_HTTP_PRIVATE=http://$GIT_HOST:$GIT_HTTP_PORT/private" \
 		"DBUILD_TEST_GIT_HTTP_USER=$TEST_USER" \
 		"DBUILD_TEST_GIT_HTTP_PASSWORD=$TEST_PASSWORD" \
+		"DBUILD_TEST_GIT_SSH=ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT" \
+		"DBUILD_TEST_SSH_COMMAND=$(cat "$STATE/ssh/ssh_command" 2>/dev/null || true)" \
 		"DBUILD_TEST_REGISTRY=$REGISTRY_ADDR" \
 		"DBUILD_TEST_REGISTRY_USER=$TEST_USER" \
 		"DBUILD_TEST_REGISTRY_PASSWORD=$TEST_PASSWORD"; do
@@ -870,6 +943,7 @@ cmd_up() {
 	ensure_fixtures
 	ensure_git_daemon
 	ensure_git_http
+	ensure_git_ssh
 	if [[ $WANT_PODMAN == 1 ]]; then
 		ensure_podman
 	fi
@@ -896,6 +970,7 @@ cmd_status() {
 	check registry "http://$REGISTRY_ADDR (htpasswd, user $TEST_USER)" registry_ok
 	check git-daemon "git://$GIT_HOST:$GIT_PORT/{$(IFS=,; echo "${FIXTURES[*]}")}.git" git_daemon_ok
 	check git-http "http://$GIT_HOST:$GIT_HTTP_PORT (/private: basic auth)" git_http_ok
+	check git-ssh "ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT" git_ssh_ok
 	if [[ $WANT_PODMAN == 1 ]]; then
 		check podman "unix://$PODMAN_SOCK" podman_ping
 		check podman-image "$BASE_IMAGE in podman" image_exists "$PODMAN_SOCK" "$BASE_IMAGE"
@@ -906,9 +981,10 @@ cmd_status() {
 cmd_down() {
 	prepare_state
 	local name pattern pid
-	for name in podman git-http git-daemon registry; do
+	for name in podman git-ssh git-http git-daemon registry; do
 		case $name in
 		podman) pattern="unix://$PODMAN_SOCK" ;;
+		git-ssh) pattern="$STATE/ssh/sshd_config" ;;
 		git-http) pattern="testbed/git_http.py" ;;
 		git-daemon) pattern="--base-path=$GIT_ROOT" ;;
 		registry) pattern="$STATE/registry/config.yml" ;;
