@@ -177,8 +177,67 @@ fn fragment_with_more_than_one_colon() {
 fn unsupported_scheme() {
     let out = context("ftp://u:pw-xyz-4@example.com/r.git", &[]);
     assert_fails(&out, 2, &["unsupported scheme \"ftp\""], &["pw-xyz-4"]);
-    let out = context("ssh://git@127.0.0.1/r.git", &[]);
-    assert_fails(&out, 2, &["ssh", "not supported yet"], &[]);
+}
+
+/// The test bed's sshd: base URL (`ssh://root@127.0.0.1:8422/var/lib/…/git`) and the ssh
+/// command line naming its client key and known_hosts.
+fn ssh_bed() -> (String, String) {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    let url = var("DBUILD_TEST_GIT_SSH")
+        .unwrap_or_else(|| "ssh://root@127.0.0.1:8422/var/lib/dbuild-testbed/git".into());
+    // The same default as scripts/testbed.sh: the command line it wrote for clients.
+    let state = var("DBUILD_TESTBED_STATE").unwrap_or_else(|| "/var/lib/dbuild-testbed".into());
+    let cmd = var("DBUILD_TEST_SSH_COMMAND")
+        .or_else(|| std::fs::read_to_string(format!("{state}/ssh/ssh_command")).ok())
+        .map(|c| c.trim().to_owned())
+        .expect("the test bed's ssh client settings are missing: run `bash scripts/testbed.sh up`");
+    let hp = url.trim_start_matches("ssh://").split('/').next().unwrap();
+    let hp = hp.rsplit_once('@').map_or(hp, |(_, h)| h);
+    assert!(
+        std::net::TcpStream::connect(hp).is_ok(),
+        "the test bed's sshd is not reachable at {hp}: run `bash scripts/testbed.sh up`"
+    );
+    (url, cmd)
+}
+
+#[test]
+fn ssh_and_scp_like_addresses() {
+    let (base, ssh) = ssh_bed();
+    let env = [("DBUILD_SSH_COMMAND", ssh.as_str())];
+    let names = |out: &Output| -> Vec<String> {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        tar::Archive::new(&out.stdout[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    let out = context(&format!("{base}/demo.git#v1:sub"), &env);
+    assert_eq!(names(&out), ["deeper/", "deeper/deep.txt", "nested.txt"]);
+    // scp-like: root@127.0.0.1:/path needs port 22, so use an ssh option for the port.
+    let path = base.split_once("8422").unwrap().1;
+    let scp_env = format!("{ssh} -p 8422");
+    let out = context(
+        &format!("root@127.0.0.1:{path}/demo.git"),
+        &[("DBUILD_SSH_COMMAND", scp_env.as_str())],
+    );
+    assert!(names(&out).contains(&"hello.sh".to_owned()));
+    // The submodule's relative URL resolves to ssh too.
+    let out = context(&format!("{base}/super.git"), &env);
+    assert!(names(&out).contains(&"lib/dep/dep.txt".to_owned()));
+
+    let out = context(&format!("{base}/no-such-repo.git"), &env);
+    assert_fails(&out, 1, &["repository not found", "no-such-repo.git"], &[]);
+    let port = free_port();
+    let out = context(&format!("ssh://root@127.0.0.1:{port}/x.git"), &env);
+    assert_fails(&out, 1, &["connection refused"], &[]);
+    // Without the test bed's known_hosts, batch mode refuses the unknown host key.
+    let strict = "ssh -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes";
+    let out = context(
+        &format!("{base}/demo.git"),
+        &[("DBUILD_SSH_COMMAND", strict)],
+    );
+    assert_fails(&out, 1, &["host key"], &[]);
 }
 
 #[test]

@@ -401,14 +401,6 @@ fn error_messages() {
 
     let msg = err("git://no-such-host.invalid/r");
     assert!(msg.contains("unknown host"), "{msg}");
-
-    let msg = err("ssh://user:s3cret@example.com/r.git");
-    assert!(
-        msg.contains("not supported yet") && !msg.contains("s3cret"),
-        "{msg}"
-    );
-    let msg = err("git@example.com:o/r.git");
-    assert!(msg.contains("not supported yet"), "{msg}");
 }
 
 /// Every file under `dir` with its size and modification time.

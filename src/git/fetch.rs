@@ -172,7 +172,7 @@ pub(crate) fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
 }
 
 /// Performs the protocol v2 handshake and returns the server's capabilities.
-fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
+pub(crate) fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
     let resp = conn
         .handshake(Service::UploadPack, &[])
         .map_err(|e| handshake_error(&e))?;
@@ -256,7 +256,10 @@ fn resolve_ref(
 }
 
 /// Runs `ls-refs` restricted to `prefixes` (the server lists refs starting with any of them).
-fn ls_refs<T: Transport>(conn: &mut T, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+pub(crate) fn ls_refs<T: Transport>(
+    conn: &mut T,
+    prefixes: &[String],
+) -> Result<Vec<RemoteRef>, String> {
     let mut args: Vec<BString> = vec!["symrefs".into(), "peel".into()];
     args.extend(
         prefixes
@@ -314,7 +317,7 @@ pub(crate) fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
 
 /// Asks for `want` (with `deepen 1` when the server can), reads the response sections and
 /// decodes the pack into memory.
-fn fetch_pack<T: Transport>(
+pub(crate) fn fetch_pack<T: Transport>(
     conn: &mut T,
     want: ObjectId,
     shallow: bool,

@@ -6,7 +6,7 @@
 //!
 //! Layout: [`address`](Address) parses `URL#REF:SUBDIR`; `fetch` speaks the `git://` protocol;
 //! `http` speaks smart HTTP (protocol v2) over hyper; `attributes` applies `.gitattributes`
-//! checkout conversions; `submodule` fetches and places submodules;
+//! checkout conversions; `submodule` fetches and places submodules; `ssh` runs the system's ssh;
 //! `pack` decodes a pack stream; `odb` turns a commit into a tree; `local` reads local
 //! repositories.
 
@@ -17,9 +17,11 @@ mod http;
 mod local;
 mod odb;
 mod pack;
+mod ssh;
 mod submodule;
 
 pub use address::{redact_url, Address, Scheme};
+pub use ssh::SSH_COMMAND_ENV;
 
 use crate::context::Tree;
 
@@ -137,10 +139,7 @@ fn fetch_tree(
         Scheme::Git => fetch::fetch_daemon(addr),
         Scheme::File => local::read_local(addr),
         Scheme::Http | Scheme::Https => http::fetch_http(addr),
-        scheme @ Scheme::Ssh => Err(Error::Unsupported {
-            url: addr.redacted_url(),
-            scheme,
-        }),
+        Scheme::Ssh => ssh::fetch_ssh(addr),
     }?;
     let fail = |why: String| Error::Fetch {
         url: addr.redacted_url(),
