@@ -70,7 +70,7 @@ pub enum Error {
     },
     /// The address is valid but its transport is not implemented yet.
     #[error(
-        "fetching {url}: {} repositories are not supported yet; use a git:// URL or a local path",
+        "fetching {url}: {} repositories are not supported by this build",
         scheme.as_str()
     )]
     Unsupported {
