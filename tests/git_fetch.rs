@@ -372,7 +372,10 @@ fn subdirectories() {
     let msg = err(&format!("{}#:nope", d.url("main")));
     assert!(msg.contains("\"nope\" not found"), "{msg}");
     let msg = err(&format!("{}#main:run.sh", d.url("main")));
-    assert!(msg.contains("\"run.sh\" not found"), "{msg}");
+    assert!(
+        msg.contains("\"run.sh\"") && msg.contains("not a directory"),
+        "{msg}"
+    );
 }
 
 #[test]
