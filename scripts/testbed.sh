@@ -13,6 +13,7 @@
 #   docker-registry  127.0.0.1:5000, htpasswd auth (TEST_USER / TEST_PASSWORD below)
 #   git daemon       git://127.0.0.1:9418/{demo,failing,nested}.git (fixtures, deterministic)
 #   git smart HTTP   http://127.0.0.1:8418/NAME.git (anonymous) and /private/NAME.git (basic auth)
+#   git smart HTTPS  https://127.0.0.1:8443/... (socat TLS in front of the above; test CA)
 #   git over ssh     ssh://root@127.0.0.1:8422/var/lib/dbuild-testbed/git/NAME.git (generated keys)
 #   podman service   unix://$STATE/podman.sock (Docker-compatible API)
 #
@@ -49,11 +50,12 @@ GIT_HOST=127.0.0.1
 GIT_PORT=9418
 GIT_HTTP_PORT=8418
 GIT_SSH_PORT=8422
+GIT_HTTPS_PORT=8443
 
 PODMAN_SOCK=$STATE/podman.sock
 
 # Packages the test bed needs (Debian names).
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates openssh-server openssh-client)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates openssh-server openssh-client socat openssl)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HELPER_DIR=$SCRIPT_DIR/testbed
@@ -749,6 +751,55 @@ ensure_git_http() {
 	log "git http: up (pid $pid)"
 }
 
+# -------------------------------------------------------- git smart HTTPS --
+# socat terminates TLS on 127.0.0.1:$GIT_HTTPS_PORT and forwards to the smart HTTP server,
+# with a server certificate for 127.0.0.1 signed by a test CA generated here
+# ($TLS_DIR/ca.pem, exported as DBUILD_TEST_GIT_CA_FILE).
+TLS_DIR=$STATE/tls
+
+git_https_ok() {
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$TLS_DIR/ca.pem" \
+		"https://$GIT_HOST:$GIT_HTTPS_PORT/demo.git/info/refs?service=git-upload-pack" 2>/dev/null) == 200 ]]
+}
+
+ensure_git_https() {
+	local pid
+	mkdir -p "$TLS_DIR"
+	if [[ ! -s $TLS_DIR/server.pem ]]; then
+		log "git https: generating a test CA and a certificate for $GIT_HOST"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+			-subj "/CN=dbuild test bed CA" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-subj "/CN=$GIT_HOST" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+		printf 'subjectAltName=IP:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$GIT_HOST" >"$TLS_DIR/ext.cnf"
+		openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+			-CAcreateserial -days 3650 -extfile "$TLS_DIR/ext.cnf" -out "$TLS_DIR/server.crt" 2>/dev/null
+		cat "$TLS_DIR/server.crt" "$TLS_DIR/server.key" >"$TLS_DIR/server.pem.tmp"
+		mv "$TLS_DIR/server.pem.tmp" "$TLS_DIR/server.pem"
+	fi
+	if git_https_ok; then
+		log "git https: https://$GIT_HOST:$GIT_HTTPS_PORT answers"
+		return 0
+	fi
+	pid=$(our_pid git-https "$TLS_DIR/server.pem")
+	if [[ -n $pid ]]; then
+		wait_until 3 git_https_ok && return 0
+		stop_pid git-https "$pid"
+	fi
+	log "git https: starting socat on $GIT_HOST:$GIT_HTTPS_PORT"
+	start_bg git-https socat \
+		"OPENSSL-LISTEN:$GIT_HTTPS_PORT,bind=$GIT_HOST,reuseaddr,fork,cert=$TLS_DIR/server.pem,verify=0" \
+		"TCP:$GIT_HOST:$GIT_HTTP_PORT"
+	pid=$(read_pidfile "$RUN_DIR/git-https.pid")
+	local deadline=$((SECONDS + 20))
+	until git_https_ok; do
+		pid_alive "$pid" || fail_with_log git-https "socat exited during startup (port $GIT_HTTPS_PORT in use?)"
+		((SECONDS < deadline)) || fail_with_log git-https "git https did not answer within 20s"
+		sleep 0.2
+	done
+	log "git https: up (pid $pid)"
+}
+
 # ---------------------------------------------------------------- git ssh --
 # sshd on 127.0.0.1:$GIT_SSH_PORT with a generated host key, accepting only the generated
 # client key (for root) and GIT_PROTOCOL (protocol v2). Repositories are addressed by their
@@ -912,6 +963,8 @@ print_env() {
 		"DBUILD_TEST_GIT_HTTP_PRIVATE=http://$GIT_HOST:$GIT_HTTP_PORT/private" \
 		"DBUILD_TEST_GIT_HTTP_USER=$TEST_USER" \
 		"DBUILD_TEST_GIT_HTTP_PASSWORD=$TEST_PASSWORD" \
+		"DBUILD_TEST_GIT_HTTPS=https://$GIT_HOST:$GIT_HTTPS_PORT" \
+		"DBUILD_TEST_GIT_CA_FILE=$STATE/tls/ca.pem" \
 		"DBUILD_TEST_GIT_SSH=ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT" \
 		"DBUILD_TEST_SSH_COMMAND=$(cat "$STATE/ssh/ssh_command" 2>/dev/null || true)" \
 		"DBUILD_TEST_REGISTRY=$REGISTRY_ADDR" \
@@ -943,6 +996,7 @@ cmd_up() {
 	ensure_fixtures
 	ensure_git_daemon
 	ensure_git_http
+	ensure_git_https
 	ensure_git_ssh
 	if [[ $WANT_PODMAN == 1 ]]; then
 		ensure_podman
@@ -970,6 +1024,7 @@ cmd_status() {
 	check registry "http://$REGISTRY_ADDR (htpasswd, user $TEST_USER)" registry_ok
 	check git-daemon "git://$GIT_HOST:$GIT_PORT/{$(IFS=,; echo "${FIXTURES[*]}")}.git" git_daemon_ok
 	check git-http "http://$GIT_HOST:$GIT_HTTP_PORT (/private: basic auth)" git_http_ok
+	check git-https "https://$GIT_HOST:$GIT_HTTPS_PORT (test CA $TLS_DIR/ca.pem)" git_https_ok
 	check git-ssh "ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT" git_ssh_ok
 	if [[ $WANT_PODMAN == 1 ]]; then
 		check podman "unix://$PODMAN_SOCK" podman_ping
@@ -981,10 +1036,11 @@ cmd_status() {
 cmd_down() {
 	prepare_state
 	local name pattern pid
-	for name in podman git-ssh git-http git-daemon registry; do
+	for name in podman git-ssh git-https git-http git-daemon registry; do
 		case $name in
 		podman) pattern="unix://$PODMAN_SOCK" ;;
 		git-ssh) pattern="$STATE/ssh/sshd_config" ;;
+		git-https) pattern="$STATE/tls/server.pem" ;;
 		git-http) pattern="testbed/git_http.py" ;;
 		git-daemon) pattern="--base-path=$GIT_ROOT" ;;
 		registry) pattern="$STATE/registry/config.yml" ;;

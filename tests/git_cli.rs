@@ -240,6 +240,47 @@ fn ssh_and_scp_like_addresses() {
     assert_fails(&out, 1, &["host key"], &[]);
 }
 
+/// https through the test bed's TLS front (socat, certificate from a test CA).
+#[cfg(feature = "https")]
+#[test]
+fn https_with_a_private_ca_and_a_token() {
+    let var = |n: &str, d: &str| {
+        std::env::var(n)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| d.to_owned())
+    };
+    let base = var("DBUILD_TEST_GIT_HTTPS", "https://127.0.0.1:8443");
+    let ca = var(
+        "DBUILD_TEST_GIT_CA_FILE",
+        "/var/lib/dbuild-testbed/tls/ca.pem",
+    );
+    assert!(
+        Path::new(&ca).exists(),
+        "{ca} missing: run `bash scripts/testbed.sh up`"
+    );
+    let pw = http_password();
+    let hostport = base.trim_start_matches("https://");
+    // A private repository whose submodule (relative URL) is private too.
+    let out = context(
+        &format!("https://alice@{hostport}/private/super.git"),
+        &[
+            ("DBUILD_GIT_CA_FILE", ca.as_str()),
+            ("DBUILD_GIT_TOKEN", pw.as_str()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let names: Vec<String> = tar::Archive::new(&out.stdout[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"lib/dep/dep.txt".to_owned()), "{names:?}");
+    // Without the CA, the certificate is not trusted.
+    let out = context(&format!("{base}/demo.git"), &[]);
+    assert_fails(&out, 1, &["TLS handshake", "DBUILD_GIT_CA_FILE"], &[]);
+}
+
 #[test]
 fn empty_repository() {
     let bed = bed();

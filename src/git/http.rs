@@ -432,7 +432,10 @@ impl Client {
         })?;
         #[cfg(feature = "https")]
         let tls = if target.https {
-            Some(self.tls.get_or_insert_with(tls::Connector::new).clone())
+            if self.tls.is_none() {
+                self.tls = Some(tls::Connector::new()?);
+            }
+            self.tls.clone()
         } else {
             None
         };
@@ -617,11 +620,13 @@ fn percent_decode(s: &str) -> String {
 #[cfg(feature = "https")]
 mod tls {
     //! TLS for `https://`: rustls with the ring provider and the Mozilla roots compiled in
-    //! (webpki-roots), so no system files are needed in a minimal container.
+    //! (webpki-roots), so no system files are needed in a minimal container. Certificates in
+    //! the PEM file named by [`super::super::CA_FILE_ENV`] are trusted too (private CAs).
 
     use std::sync::Arc;
 
-    use rustls::pki_types::ServerName;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
     use tokio_rustls::client::TlsStream;
     use tokio_rustls::TlsConnector;
 
@@ -630,9 +635,26 @@ mod tls {
     pub(super) struct Connector(TlsConnector);
 
     impl Connector {
-        pub(super) fn new() -> Connector {
-            let roots =
+        pub(super) fn new() -> Result<Connector, String> {
+            let mut roots =
                 rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let env = super::super::CA_FILE_ENV;
+            if let Some(file) = std::env::var_os(env).filter(|f| !f.is_empty()) {
+                let shown = std::path::Path::new(&file).display().to_string();
+                let certs = CertificateDer::pem_file_iter(&file)
+                    .map_err(|e| format!("cannot read ${env} ({shown}): {e}"))?;
+                let mut added = 0;
+                for cert in certs {
+                    let cert = cert.map_err(|e| format!("${env} ({shown}) is not PEM: {e}"))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("${env} ({shown}) holds a bad certificate: {e}"))?;
+                    added += 1;
+                }
+                if added == 0 {
+                    return Err(format!("${env} ({shown}) holds no certificate"));
+                }
+            }
             // ring rather than aws-lc-rs: pure Rust plus a little assembly, no cmake. rustls
             // deprecates ring's provider only for lacking post-quantum key exchange.
             #[allow(deprecated)]
@@ -642,7 +664,7 @@ mod tls {
                 .expect("ring supports the default TLS versions")
                 .with_root_certificates(roots)
                 .with_no_client_auth();
-            Connector(TlsConnector::from(Arc::new(config)))
+            Ok(Connector(TlsConnector::from(Arc::new(config))))
         }
 
         pub(super) async fn connect(
@@ -652,10 +674,17 @@ mod tls {
         ) -> Result<TlsStream<tokio::net::TcpStream>, String> {
             let name = ServerName::try_from(host.to_owned())
                 .map_err(|_| format!("{host:?} is not a valid TLS server name"))?;
-            self.0
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake with {host} failed: {e}"))
+            self.0.connect(name, tcp).await.map_err(|e| {
+                let hint = if e.to_string().contains("UnknownIssuer") {
+                    format!(
+                        " (signed by a private CA? name its PEM file in ${})",
+                        super::super::CA_FILE_ENV
+                    )
+                } else {
+                    String::new()
+                };
+                format!("TLS handshake with {host} failed: {e}{hint}")
+            })
         }
     }
 }

@@ -101,6 +101,10 @@ pub struct Checkout {
 /// and shell history, unlike `https://user:token@host/…`.
 pub const TOKEN_ENV: &str = "DBUILD_GIT_TOKEN";
 
+/// Environment variable naming a PEM file of extra CA certificates trusted for `https://`
+/// repositories (with the `https` feature), for servers behind a private CA.
+pub const CA_FILE_ENV: &str = "DBUILD_GIT_CA_FILE";
+
 /// Fetches `addr` into memory (depth 1) and returns the commit's tree, as `git clone` would
 /// check it out: `.gitattributes` conversions applied, submodules in place. Blocking.
 pub fn fetch_blocking(addr: &Address) -> Result<Checkout, Error> {
