@@ -34,7 +34,7 @@ struct Cli {
 enum Command {
     /// Build an image from a git URL or a local directory, and optionally push it.
     #[command(
-        after_help = "Examples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
+        after_help = "Git credentials and settings (see docs/git.md): DBUILD_GIT_TOKEN (http(s) password or token), DBUILD_SSH_COMMAND (replaces ssh), DBUILD_GIT_CA_FILE (extra CA certificates, PEM).\n\nExamples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
     )]
     Build(BuildArgs),
     /// Write the build context tar that `build` would send to stdout.
