@@ -372,3 +372,117 @@ fn submodules_are_fetched_by_commit_over_every_transport() {
         "{msg}"
     );
 }
+
+/// FAKE server (named as such): a proxy in front of the test bed's smart HTTP server that
+/// behaves like a server refusing commits no ref points to (git's v0 upload-pack without
+/// `uploadpack.allowReachableSHA1InWant`, or other implementations) and that does not call
+/// itself git. git's own v2 upload-pack never refuses, so only a fake can exercise dbuild's
+/// deepen-until-found fallback. Returns the port and a count of refused requests.
+fn fake_refusing_proxy(
+    upstream: &str,
+    tips: Vec<String>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&refused);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { return };
+            // Request head, then a Content-Length body (what dbuild sends).
+            let mut req = Vec::new();
+            let mut buf = [0u8; 8192];
+            let head_end = loop {
+                if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break 0,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            };
+            if head_end == 0 {
+                continue;
+            }
+            let head = String::from_utf8_lossy(&req[..head_end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while req.len() < head_end + len {
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let body = String::from_utf8_lossy(&req[head_end..]).into_owned();
+            let refuse = body.contains("command=fetch")
+                && body
+                    .split('\n')
+                    .filter_map(|l| l.split("want ").nth(1))
+                    .any(|w| !tips.iter().any(|t| t == w.trim()));
+            if refuse {
+                count.fetch_add(1, Ordering::SeqCst);
+                let line = "ERR upload-pack: not our ref\n";
+                let pkt = format!("{:04x}{line}", line.len() + 4);
+                let _ = write!(
+                    client,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-result\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{pkt}",
+                    pkt.len()
+                );
+                continue;
+            }
+            let mut up = TcpStream::connect(&upstream).unwrap();
+            up.write_all(&req[..head_end - 2]).unwrap();
+            up.write_all(b"Connection: close\r\n\r\n").unwrap();
+            up.write_all(&req[head_end..]).unwrap();
+            let mut resp = Vec::new();
+            up.read_to_end(&mut resp).unwrap();
+            // Not git's upload-pack any more: same length, so no length prefix changes.
+            if let Some(i) = resp.windows(10).position(|w| w == b"agent=git/") {
+                resp[i..i + 10].copy_from_slice(b"agent=fak/");
+            }
+            let _ = client.write_all(&resp);
+        }
+    });
+    (port, refused)
+}
+
+#[test]
+fn a_commit_the_server_refuses_by_id_is_found_by_deepening() {
+    let base = http();
+    let state = var("DBUILD_TESTBED_STATE", "/var/lib/dbuild-testbed");
+    let repo = format!("{state}/git/subdep.git");
+    let rev = |r: &str| {
+        let out = Command::new("git")
+            .args(["--git-dir", &repo, "rev-parse", r])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{repo}: run `bash scripts/testbed.sh up`"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (tip, first) = (rev("refs/heads/main"), rev("refs/heads/main~1"));
+    let (port, refused) = fake_refusing_proxy(&base, vec![tip.clone()]);
+    let c = fetch(&format!("http://127.0.0.1:{port}/subdep.git#{first}"));
+    assert_eq!(c.commit, first);
+    assert_eq!(data(&c.tree, "dep.txt"), b"dep v1\n");
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let missing = "0123456789012345678901234567890123456789";
+    let msg = err(
+        &format!("http://127.0.0.1:{port}/subdep.git#{missing}"),
+        "\u{0}",
+    );
+    assert!(
+        msg.contains(missing) && msg.contains("not in the history of any branch or tag"),
+        "{msg}"
+    );
+    // The real server (git's own) is trusted: a missing commit is not searched for.
+    let msg = err(&format!("{base}/subdep.git#{missing}"), "\u{0}");
+    assert!(msg.contains("does not have commit"), "{msg}");
+}

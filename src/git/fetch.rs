@@ -53,35 +53,162 @@ pub(crate) fn fetch_daemon(addr: &Address) -> Result<odb::Resolved, Error> {
         .host()
         .ok_or_else(|| fail("the address has no host".into()))?;
     let port = addr.port().unwrap_or(DEFAULT_PORT);
-    let stream = connect(host, port).map_err(&fail)?;
-    let write = stream
-        .try_clone()
-        .map_err(|e| fail(format!("cannot use the connection: {e}")))?;
     // The daemon reads `host=` as `name[:port]`, so IPv6 literals need their brackets back.
     let virtual_host = if host.contains(':') {
         format!("[{host}]")
     } else {
         host.to_owned()
     };
-    let mut conn = Connection::new(
-        stream,
-        write,
-        Protocol::V2,
-        addr.path(),
-        Some((virtual_host, addr.port())),
-        ConnectMode::Daemon,
-        false,
-    );
-
-    let capabilities = handshake(&mut conn).map_err(&fail)?;
-    let want = want_for(addr, &url, |prefixes| ls_refs(&mut conn, prefixes))?;
-    let shallow = capabilities
-        .capability("fetch")
-        .and_then(|c| c.supports("shallow"))
-        .unwrap_or(false);
-    let objects =
-        fetch_pack(&mut conn, want, shallow).map_err(|why| pack_error(&url, want, why))?;
+    let mut session = Reconnecting::new(|| {
+        let stream = connect(host, port)?;
+        let write = stream
+            .try_clone()
+            .map_err(|e| format!("cannot use the connection: {e}"))?;
+        Ok(Connection::new(
+            stream,
+            write,
+            Protocol::V2,
+            addr.path(),
+            Some((virtual_host.clone(), addr.port())),
+            ConnectMode::Daemon,
+            false,
+        ))
+    });
+    let shallow = session.shallow().map_err(&fail)?;
+    let serves_any = session.serves_any_commit();
+    let want = want_for(addr, &url, |prefixes| session.ls_refs(prefixes))?;
+    let objects = fetch_commit(&mut session, want, shallow, serves_any, &url)?;
     finish(addr, objects, want)
+}
+
+/// One repository conversation, whatever the transport: list refs, fetch a pack.
+pub(crate) trait Session {
+    /// `ls-refs` restricted to `prefixes`.
+    fn ls_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String>;
+    /// `fetch` of `wants`, `deepen N` when given, decoded into memory.
+    fn fetch(&mut self, wants: &[ObjectId], deepen: Option<u32>) -> Result<odb::MemoryOdb, String>;
+}
+
+/// A connection-oriented transport (git daemon, ssh) that connects again, handshake
+/// included, when its connection has been used up by a fetch or broken by an error.
+pub(crate) struct Reconnecting<T, F> {
+    connect: F,
+    conn: Option<T>,
+    capabilities: Option<Capabilities>,
+}
+
+impl<T: Transport, F: FnMut() -> Result<T, String>> Reconnecting<T, F> {
+    pub(crate) fn new(connect: F) -> Self {
+        Reconnecting {
+            connect,
+            conn: None,
+            capabilities: None,
+        }
+    }
+
+    /// The open connection, opened (and the handshake done) if needed.
+    fn conn(&mut self) -> Result<&mut T, String> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let mut c = (self.connect)()?;
+                let caps = handshake(&mut c)?;
+                self.capabilities.get_or_insert(caps);
+                c
+            }
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Whether the server is git's own upload-pack (see [`agent_serves_any_commit`]); call
+    /// after [`Self::shallow`].
+    pub(crate) fn serves_any_commit(&self) -> bool {
+        self.capabilities
+            .as_ref()
+            .and_then(|c| c.capability("agent"))
+            .and_then(|a| a.value().map(|v| agent_serves_any_commit(&v.to_string())))
+            .unwrap_or(false)
+    }
+
+    /// Whether the server can send shallow packs (connects if needed).
+    pub(crate) fn shallow(&mut self) -> Result<bool, String> {
+        self.conn()?;
+        Ok(self
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.capability("fetch"))
+            .and_then(|c| c.supports("shallow"))
+            .unwrap_or(false))
+    }
+}
+
+impl<T: Transport, F: FnMut() -> Result<T, String>> Session for Reconnecting<T, F> {
+    fn ls_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+        let r = ls_refs(self.conn()?, prefixes);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    fn fetch(&mut self, wants: &[ObjectId], deepen: Option<u32>) -> Result<odb::MemoryOdb, String> {
+        let r = fetch_pack(self.conn()?, wants, deepen);
+        // After a pack (or an error) the server is done with this connection.
+        self.conn = None;
+        r
+    }
+}
+
+/// Whether the `agent` capability names git's own upload-pack (git 2.x), whose protocol v2
+/// serves any object it has: then "not our ref" means the commit is not there, and deepening
+/// the history to look for it would only download the whole repository in vain.
+pub(crate) fn agent_serves_any_commit(agent: &str) -> bool {
+    agent.starts_with("git/2.")
+}
+
+/// Depths tried, in order, when a server refuses to send a commit by id; `None` is the
+/// whole history.
+const DEEPEN_STEPS: [Option<u32>; 3] = [Some(64), Some(1024), None];
+
+/// Fetches the commit `want`: directly (depth 1 when `shallow`), or, if a server other than
+/// git's own (`serves_any` false) refuses a commit that no ref points to ("not our ref"), by
+/// fetching every branch and tag with a growing depth until the commit is among the objects.
+pub(crate) fn fetch_commit(
+    session: &mut impl Session,
+    want: ObjectId,
+    shallow: bool,
+    serves_any: bool,
+    url: &str,
+) -> Result<odb::MemoryOdb, Error> {
+    let why = match session.fetch(&[want], shallow.then_some(1)) {
+        Ok(objects) => return Ok(objects),
+        Err(why) if why.contains("not our ref") && !serves_any => why,
+        Err(why) => return Err(pack_error(url, want, why)),
+    };
+    let fail = |why: String| Error::Fetch {
+        url: url.to_owned(),
+        why,
+    };
+    let refs = session
+        .ls_refs(&["refs/heads/".into(), "refs/tags/".into()])
+        .map_err(&fail)?;
+    let mut tips: Vec<ObjectId> = refs.iter().map(|r| r.peeled.unwrap_or(r.id)).collect();
+    tips.sort();
+    tips.dedup();
+    if tips.is_empty() {
+        return Err(pack_error(url, want, why));
+    }
+    let steps: &[Option<u32>] = if shallow { &DEEPEN_STEPS } else { &[None] };
+    for depth in steps {
+        let objects = session.fetch(&tips, *depth).map_err(&fail)?;
+        if objects.get(&want).is_some() {
+            return Ok(objects);
+        }
+    }
+    Err(fail(format!(
+        "commit {want} is not in the history of any branch or tag of the repository, and the \
+         server refuses to send it by id: check the commit id"
+    )))
 }
 
 /// The commit to ask for: the full id after `#`, or what the named ref (or HEAD) points to,
@@ -315,20 +442,17 @@ pub(crate) fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
     Ok(r)
 }
 
-/// Asks for `want` (with `deepen 1` when the server can), reads the response sections and
-/// decodes the pack into memory.
+/// Asks for `wants` (with `deepen N` when given), reads the response sections and decodes the
+/// pack into memory.
 pub(crate) fn fetch_pack<T: Transport>(
     conn: &mut T,
-    want: ObjectId,
-    shallow: bool,
+    wants: &[ObjectId],
+    deepen: Option<u32>,
 ) -> Result<odb::MemoryOdb, String> {
-    let mut args: Vec<BString> = vec![
-        "no-progress".into(),
-        "ofs-delta".into(),
-        format!("want {want}").into(),
-    ];
-    if shallow {
-        args.push("deepen 1".into());
+    let mut args: Vec<BString> = vec!["no-progress".into(), "ofs-delta".into()];
+    args.extend(wants.iter().map(|w| BString::from(format!("want {w}"))));
+    if let Some(n) = deepen {
+        args.push(format!("deepen {n}").into());
     }
     // We have nothing, so there is nothing to negotiate.
     args.push("done".into());

@@ -113,10 +113,12 @@ pub(crate) fn fetch_http(addr: &Address) -> Result<odb::Resolved, Error> {
         c.strip_prefix("fetch=")
             .is_some_and(|f| f.split(' ').any(|f| f == "shallow"))
     });
-    let want = fetch::want_for(addr, &url, |prefixes| client.ls_refs(prefixes))?;
-    let objects = client
-        .fetch_pack(want, shallow)
-        .map_err(|why| fetch::pack_error(&url, want, why))?;
+    let serves_any = capabilities.iter().any(|c| {
+        c.strip_prefix("agent=")
+            .is_some_and(fetch::agent_serves_any_commit)
+    });
+    let want = fetch::want_for(addr, &url, |prefixes| client.list_refs(prefixes))?;
+    let objects = fetch::fetch_commit(&mut client, want, shallow, serves_any, &url)?;
     drop(client);
     fetch::finish(addr, objects, want)
 }
@@ -212,7 +214,7 @@ impl Client {
     }
 
     /// `ls-refs` restricted to `prefixes`.
-    fn ls_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+    fn list_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
         let mut body = command("ls-refs");
         pkt(&mut body, "symrefs");
         pkt(&mut body, "peel");
@@ -239,14 +241,20 @@ impl Client {
         Ok(refs)
     }
 
-    /// `fetch` of `want` (depth 1 when the server can), decoding the pack as it streams in.
-    fn fetch_pack(&mut self, want: ObjectId, shallow: bool) -> Result<odb::MemoryOdb, String> {
+    /// `fetch` of `wants` (`deepen N` when given), decoding the pack as it streams in.
+    fn fetch_pack(
+        &mut self,
+        wants: &[ObjectId],
+        deepen: Option<u32>,
+    ) -> Result<odb::MemoryOdb, String> {
         let mut body = command("fetch");
         pkt(&mut body, "no-progress");
         pkt(&mut body, "ofs-delta");
-        pkt(&mut body, &format!("want {want}"));
-        if shallow {
-            pkt(&mut body, "deepen 1");
+        for want in wants {
+            pkt(&mut body, &format!("want {want}"));
+        }
+        if let Some(n) = deepen {
+            pkt(&mut body, &format!("deepen {n}"));
         }
         pkt(&mut body, "done");
         body.extend_from_slice(b"0000");
@@ -451,6 +459,17 @@ impl Client {
             }
             send_on(TokioIo::new(tcp), req).await
         })
+    }
+}
+
+/// Smart HTTP is stateless: every request stands alone.
+impl fetch::Session for Client {
+    fn ls_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+        self.list_refs(prefixes)
+    }
+
+    fn fetch(&mut self, wants: &[ObjectId], deepen: Option<u32>) -> Result<odb::MemoryOdb, String> {
+        self.fetch_pack(wants, deepen)
     }
 }
 

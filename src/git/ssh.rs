@@ -7,6 +7,7 @@
 //! hosts apply; ssh runs in batch mode, so it never prompts (an unknown host key is an error).
 //! `DBUILD_SSH_COMMAND` replaces `ssh` (split on blanks, no quoting), e.g. to name a key.
 
+use std::cell::RefCell;
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use gix_transport::client::git::blocking_io::Connection;
 use gix_transport::client::git::ConnectMode;
 use gix_transport::Protocol;
 
-use super::fetch;
+use super::fetch::{self, Session};
 use super::{odb, Address, Error};
 
 /// Environment variable replacing the `ssh` command line.
@@ -48,54 +49,60 @@ pub(crate) fn fetch_ssh(addr: &Address) -> Result<odb::Resolved, Error> {
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(|| "ssh".into());
     let mut words = command.split_whitespace();
-    let program = words.next().unwrap_or("ssh");
-    let mut cmd = Command::new(program);
-    cmd.args(words)
-        .args(["-o", "BatchMode=yes", "-o", "SendEnv=GIT_PROTOCOL"])
-        .env("GIT_PROTOCOL", "version=2");
-    if let Some(p) = addr.port() {
-        cmd.args(["-p", &p.to_string()]);
-    }
-    cmd.arg(&destination)
-        .arg(format!(
-            "git-upload-pack {}",
-            shell_quote(&remote_path(addr))
-        ))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
-        fail(format!(
-            "cannot run {program:?} (is OpenSSH installed?): {e}"
-        ))
-    })?;
-    let stderr = collect_stderr(&mut child);
-    let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
-        return Err(fail("cannot talk to ssh".into()));
-    };
-    let mut conn = Connection::new(
-        stdout,
-        stdin,
-        Protocol::V2,
-        addr.path(),
-        None::<(String, Option<u16>)>,
-        ConnectMode::Process,
-        false,
-    );
+    let program = words.next().unwrap_or("ssh").to_owned();
+    let options: Vec<String> = words.map(str::to_owned).collect();
+    // Every ssh started (one per connection), with what it printed, for cleanup and errors.
+    let children: RefCell<Vec<(Child, Arc<Mutex<Vec<u8>>>)>> = RefCell::new(Vec::new());
     let result = (|| {
-        let capabilities = fetch::handshake(&mut conn).map_err(&fail)?;
-        let want = fetch::want_for(addr, &url, |prefixes| fetch::ls_refs(&mut conn, prefixes))?;
-        let shallow = capabilities
-            .capability("fetch")
-            .and_then(|c| c.supports("shallow"))
-            .unwrap_or(false);
-        let objects = fetch::fetch_pack(&mut conn, want, shallow)
-            .map_err(|why| fetch::pack_error(&url, want, why))?;
+        let mut session = fetch::Reconnecting::new(|| {
+            let mut cmd = Command::new(&program);
+            cmd.args(&options)
+                .args(["-o", "BatchMode=yes", "-o", "SendEnv=GIT_PROTOCOL"])
+                .env("GIT_PROTOCOL", "version=2");
+            if let Some(p) = addr.port() {
+                cmd.args(["-p", &p.to_string()]);
+            }
+            cmd.arg(&destination)
+                .arg(format!(
+                    "git-upload-pack {}",
+                    shell_quote(&remote_path(addr))
+                ))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .map_err(|e| format!("cannot run {program:?} (is OpenSSH installed?): {e}"))?;
+            let stderr = collect_stderr(&mut child);
+            let pipes = (child.stdout.take(), child.stdin.take());
+            children.borrow_mut().push((child, stderr));
+            let (Some(stdout), Some(stdin)) = pipes else {
+                return Err("cannot talk to ssh".into());
+            };
+            Ok(Connection::new(
+                stdout,
+                stdin,
+                Protocol::V2,
+                addr.path(),
+                None::<(String, Option<u16>)>,
+                ConnectMode::Process,
+                false,
+            ))
+        });
+        let shallow = session.shallow().map_err(&fail)?;
+        let serves_any = session.serves_any_commit();
+        let want = fetch::want_for(addr, &url, |prefixes| session.ls_refs(prefixes))?;
+        let objects = fetch::fetch_commit(&mut session, want, shallow, serves_any, &url)?;
+        drop(session);
         fetch::finish(addr, objects, want)
     })();
-    drop(conn);
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut stderr = None;
+    for (mut child, err) in children.into_inner() {
+        let _ = child.kill();
+        let _ = child.wait();
+        stderr = Some(err);
+    }
+    let stderr = stderr.unwrap_or_default();
     result.map_err(|e| match e {
         // What ssh or the remote git said is the useful part of a failed handshake.
         Error::Fetch { url, why } => {
