@@ -21,6 +21,9 @@ use super::{odb, Address, Error};
 
 /// Environment variable replacing the `ssh` command line.
 pub const SSH_COMMAND_ENV: &str = "DBUILD_SSH_COMMAND";
+/// What an ssh process printed on stderr (its last few KiB), filled by a reader thread.
+type StderrBuf = Arc<Mutex<Vec<u8>>>;
+
 /// How much of ssh's stderr is kept for error messages.
 const STDERR_KEEP: usize = 8 << 10;
 
@@ -52,7 +55,7 @@ pub(crate) fn fetch_ssh(addr: &Address) -> Result<odb::Resolved, Error> {
     let program = words.next().unwrap_or("ssh").to_owned();
     let options: Vec<String> = words.map(str::to_owned).collect();
     // Every ssh started (one per connection), with what it printed, for cleanup and errors.
-    let children: RefCell<Vec<(Child, Arc<Mutex<Vec<u8>>>)>> = RefCell::new(Vec::new());
+    let children: RefCell<Vec<(Child, StderrBuf)>> = RefCell::new(Vec::new());
     let result = (|| {
         let mut session = fetch::Reconnecting::new(|| {
             let mut cmd = Command::new(&program);
@@ -139,7 +142,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Reads ssh's stderr on a thread, keeping the last few KiB.
-fn collect_stderr(child: &mut Child) -> Arc<Mutex<Vec<u8>>> {
+fn collect_stderr(child: &mut Child) -> StderrBuf {
     let buf = Arc::new(Mutex::new(Vec::new()));
     if let Some(mut err) = child.stderr.take() {
         let sink = Arc::clone(&buf);
@@ -161,7 +164,7 @@ fn collect_stderr(child: &mut Child) -> Arc<Mutex<Vec<u8>>> {
 }
 
 /// The last non-empty line ssh (or the remote side) printed, waiting briefly for it.
-fn last_line(buf: &Arc<Mutex<Vec<u8>>>) -> Option<String> {
+fn last_line(buf: &StderrBuf) -> Option<String> {
     // ssh has exited (we waited for it); its stderr reader finishes right after.
     for _ in 0..50 {
         if Arc::strong_count(buf) == 1 {
