@@ -4,6 +4,11 @@
 //! So this module drives the protocol itself on top of gix-transport's blocking connection:
 //! it lists only the refs it needs, asks for one commit with `deepen 1`, demultiplexes the
 //! side-band pack and hands the stream to [`super::pack::read_pack`].
+//!
+//! What every transport shares also lives here: ref resolution ([`want_for`]), the [`Session`]
+//! a transport offers (`ls-refs`, `fetch`), [`Reconnecting`] for connection-oriented transports
+//! (git daemon, ssh), and [`fetch_commit`], which falls back to deepening the history when a
+//! server refuses a commit by id.
 
 use std::cell::RefCell;
 use std::io;
