@@ -571,6 +571,7 @@ EOF
 	printf '#!/bin/sh\necho lf\n' >"$w/run.sh"
 	printf 'auto text\nconverted\n' >"$w/auto/text.md"
 	printf 'nul\0inside\nnot converted\n' >"$w/auto/binary.md"
+	# shellcheck disable=SC2016 # $Id$ is the literal keyword git's ident expands
 	printf '/* $Id$ */\n/* $Id: old expansion $ */\n/* $Id: two words here $ */\nint x;\n' >"$w/ident.c"
 	printf 'bin\nary\n' >"$w/data.bin"
 	printf 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n' >"$w/big.dat"
