@@ -13,6 +13,8 @@
 #   docker-registry  127.0.0.1:5000, htpasswd auth (TEST_USER / TEST_PASSWORD below)
 #   git daemon       git://127.0.0.1:9418/{demo,failing,nested}.git (fixtures, deterministic)
 #   git smart HTTP   http://127.0.0.1:8418/NAME.git (anonymous) and /private/NAME.git (basic auth)
+#   git smart HTTPS  https://127.0.0.1:8443/... (socat TLS in front of the above; test CA)
+#   git over ssh     ssh://root@127.0.0.1:8422/var/lib/dbuild-testbed/git/NAME.git (generated keys)
 #   podman service   unix://$STATE/podman.sock (Docker-compatible API)
 #   (socat, openssl and ssh/sshd are installed for the engine transport tests, which start
 #   their own TCP, TLS and ssh relays to dockerd on loopback and stop them again)
@@ -49,6 +51,8 @@ TEST_PASSWORD=dbuild-test-secret-7Q
 GIT_HOST=127.0.0.1
 GIT_PORT=9418
 GIT_HTTP_PORT=8418
+GIT_SSH_PORT=8422
+GIT_HTTPS_PORT=8443
 
 PODMAN_SOCK=$STATE/podman.sock
 
@@ -444,7 +448,6 @@ EOF
 # $GIT_ROOT, so their commit ids are the same on every machine and run.
 # To add a fixture: write fixture_NAME (it gets an empty work tree as $1 and
 # commits with fixture_commit), and add NAME to FIXTURES.
-# TODO(later issues): eol=crlf / .gitattributes fixture, a fixture with submodules.
 #
 # What the fixtures hold (commit ids as built by this version of the code):
 #   demo.git     main 48dddf5bf53202dc6bc206d3129170fd39ba8250: data.txt = "demo data main"
@@ -459,7 +462,17 @@ EOF
 #   nested.git   main bdee0770e9b36fe5126b019c823922004f79dbc4: no Dockerfile at the
 #                root; app/Dockerfile (build #main:app) gives /greeting.txt
 #                ("hello from app/") and /from-run.txt ("built-from-app").
-FIXTURES=(demo failing nested)
+#   empty.git    no commits at all (HEAD -> refs/heads/main, unborn).
+#   attrs.git    main: .gitattributes asking for checkout conversions (eol=crlf, text=auto,
+#                ident, -text in a subdirectory, binary, filter=lfs with a Git LFS pointer);
+#                some blobs were committed with CRLF before the attributes existed. Tests
+#                compare a `git clone` of it with what dbuild sends.
+#   subdep.git   main = 2nd commit ("dep v2"); its 1st commit ("dep v1") is no branch tip.
+#   super.git    main: a Dockerfile and submodule lib/dep (url ../subdep.git) pinned to
+#                subdep's 1st commit (not a tip: the moby #40616 trap). The image has
+#                /dep.txt ("dep v1") copied from the submodule.
+#   badsub.git   main: submodule missing/ whose url (../no-such-repo.git) does not exist.
+FIXTURES=(demo failing nested empty attrs subdep super badsub)
 
 FIXTURE_DATE="946684800 +0000"
 
@@ -535,11 +548,89 @@ EOF
 	fixture_commit "$w" 1704067200 "nested: Dockerfile under app/"
 }
 
+# empty: nothing is committed; the bare clone has an unborn main.
+fixture_empty() { :; }
+
+# attrs: .gitattributes and files the attributes convert on checkout; two blobs are stored
+# with CRLF (as if committed before the attributes existed) by writing them unfiltered.
+fixture_attrs() {
+	local w=$1 f blob
+	printf 'FROM localbusybox\nCOPY . /ctx/\n' >"$w/Dockerfile"
+	mkdir -p "$w/auto" "$w/sub/deeper"
+	printf 'stored\r\nwith crlf\nand a lone lf\n' >"$w/mixed.txt"
+	printf 'auto\r\nwith crlf\n' >"$w/auto/has-crlf.md"
+	cat >"$w/.gitattributes" <<'EOF'
+# Checkout conversions git applies on Linux (core.autocrlf unset).
+*.txt text eol=crlf
+*.sh text eol=lf
+auto/* text=auto eol=crlf
+ident.c ident
+*.bin binary
+*.dat filter=lfs diff=lfs merge=lfs -text
+plain.text text
+EOF
+	printf 'line one\nline two\n' >"$w/crlf.txt"
+	printf '#!/bin/sh\necho lf\n' >"$w/run.sh"
+	printf 'auto text\nconverted\n' >"$w/auto/text.md"
+	printf 'nul\0inside\nnot converted\n' >"$w/auto/binary.md"
+	# shellcheck disable=SC2016 # $Id$ is the literal keyword git's ident expands
+	printf '/* $Id$ */\n/* $Id: old expansion $ */\n/* $Id: two words here $ */\nint x;\n' >"$w/ident.c"
+	printf 'bin\nary\n' >"$w/data.bin"
+	printf 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n' >"$w/big.dat"
+	printf 'native\neol\n' >"$w/plain.text"
+	printf '*.txt -text\n' >"$w/sub/.gitattributes"
+	printf 'raw\nlf\n' >"$w/sub/raw.txt"
+	printf 'deeper\nraw\n' >"$w/sub/deeper/also.txt"
+	chmod 0755 "$w/run.sh"
+	fixture_git -C "$w" add -A
+	for f in mixed.txt auto/has-crlf.md; do
+		blob=$(fixture_git -C "$w" hash-object -w --no-filters "$f")
+		fixture_git -C "$w" update-index --cacheinfo "100644,$blob,$f"
+	done
+	FIXTURE_DATE="1704153600 +0000" fixture_git -C "$w" -c core.fileMode=true commit -q --no-verify \
+		-m "attrs: .gitattributes with checkout conversions"
+}
+
+# subdep: the submodule; super pins its first commit, which no branch points to.
+fixture_subdep() {
+	local w=$1
+	printf 'dep v1\n' >"$w/dep.txt"
+	fixture_commit "$w" 1704067200 "dep v1"
+	printf 'dep v2\n' >"$w/dep.txt"
+	fixture_commit "$w" 1704153600 "dep v2"
+}
+
+# submodule_link WORKTREE PATH URL COMMIT: record a submodule without cloning it.
+submodule_link() {
+	local w=$1 path=$2 url=$3 commit=$4
+	# An empty directory is an unpopulated submodule: `git add -A` keeps the gitlink.
+	mkdir -p "$w/$path"
+	fixture_git -C "$w" config -f .gitmodules "submodule.$path.path" "$path"
+	fixture_git -C "$w" config -f .gitmodules "submodule.$path.url" "$url"
+	fixture_git -C "$w" update-index --add --cacheinfo "160000,$commit,$path"
+}
+
+# super: built after subdep (FIXTURES order), whose first commit it pins.
+fixture_super() {
+	local w=$1 dep
+	dep=$(git --git-dir="$GIT_ROOT/subdep.git" rev-parse refs/heads/main~1)
+	printf 'FROM localbusybox\nCOPY lib/dep/dep.txt /dep.txt\n' >"$w/Dockerfile"
+	submodule_link "$w" lib/dep ../subdep.git "$dep"
+	fixture_commit "$w" 1704067200 "super: submodule lib/dep at dep v1 (not a branch tip)"
+}
+
+fixture_badsub() {
+	local w=$1
+	printf 'FROM localbusybox\n' >"$w/Dockerfile"
+	submodule_link "$w" missing ../no-such-repo.git 1111111111111111111111111111111111111111
+	fixture_commit "$w" 1704067200 "badsub: a submodule whose repository does not exist"
+}
+
 # A digest of the fixture code: when it changes, every fixture is rebuilt.
 fixtures_stamp() {
 	{
 		printf '%s\n' "${FIXTURES[@]}"
-		declare -f fixture_git fixture_commit fixture_tag configure_fixture_repo
+		declare -f fixture_git fixture_commit fixture_tag configure_fixture_repo submodule_link
 		local f
 		for f in "${FIXTURES[@]}"; do declare -f "fixture_$f"; done
 	} | sha256sum | cut -d' ' -f1
@@ -569,7 +660,7 @@ build_fixture() {
 	rm -rf "$GIT_ROOT/$name.git"
 	mv "$tmp/$name.git" "$GIT_ROOT/$name.git"
 	rm -rf "$tmp"
-	log "git: fixture $name.git built (main $(git --git-dir="$GIT_ROOT/$name.git" rev-parse refs/heads/main))"
+	log "git: fixture $name.git built (main $(git --git-dir="$GIT_ROOT/$name.git" rev-parse -q --verify refs/heads/main || echo unborn))"
 }
 
 ensure_fixtures() {
@@ -579,7 +670,8 @@ ensure_fixtures() {
 	[[ -r $GIT_ROOT/.fixtures-stamp ]] && old=$(cat "$GIT_ROOT/.fixtures-stamp")
 	for name in "${FIXTURES[@]}"; do
 		if [[ $stamp != "$old" ]] ||
-			! git --git-dir="$GIT_ROOT/$name.git" rev-parse -q --verify refs/heads/main >/dev/null 2>&1; then
+			{ ! git --git-dir="$GIT_ROOT/$name.git" rev-parse -q --verify refs/heads/main >/dev/null 2>&1 &&
+				! [[ $name == empty && -f $GIT_ROOT/$name.git/HEAD ]]; }; then
 			build_fixture "$name"
 		fi
 	done
@@ -660,6 +752,124 @@ ensure_git_http() {
 		sleep 0.2
 	done
 	log "git http: up (pid $pid)"
+}
+
+# -------------------------------------------------------- git smart HTTPS --
+# socat terminates TLS on 127.0.0.1:$GIT_HTTPS_PORT and forwards to the smart HTTP server,
+# with a server certificate for 127.0.0.1 signed by a test CA generated here
+# ($TLS_DIR/ca.pem, exported as DBUILD_TEST_GIT_CA_FILE).
+TLS_DIR=$STATE/tls
+
+git_https_ok() {
+	[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 3 --cacert "$TLS_DIR/ca.pem" \
+		"https://$GIT_HOST:$GIT_HTTPS_PORT/demo.git/info/refs?service=git-upload-pack" 2>/dev/null) == 200 ]]
+}
+
+ensure_git_https() {
+	local pid
+	mkdir -p "$TLS_DIR"
+	if [[ ! -s $TLS_DIR/server.pem ]]; then
+		log "git https: generating a test CA and a certificate for $GIT_HOST"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+			-subj "/CN=dbuild test bed CA" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-subj "/CN=$GIT_HOST" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" 2>/dev/null
+		printf 'subjectAltName=IP:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' "$GIT_HOST" >"$TLS_DIR/ext.cnf"
+		openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+			-CAcreateserial -days 3650 -extfile "$TLS_DIR/ext.cnf" -out "$TLS_DIR/server.crt" 2>/dev/null
+		cat "$TLS_DIR/server.crt" "$TLS_DIR/server.key" >"$TLS_DIR/server.pem.tmp"
+		mv "$TLS_DIR/server.pem.tmp" "$TLS_DIR/server.pem"
+	fi
+	if git_https_ok; then
+		log "git https: https://$GIT_HOST:$GIT_HTTPS_PORT answers"
+		return 0
+	fi
+	pid=$(our_pid git-https "$TLS_DIR/server.pem")
+	if [[ -n $pid ]]; then
+		wait_until 3 git_https_ok && return 0
+		stop_pid git-https "$pid"
+	fi
+	log "git https: starting socat on $GIT_HOST:$GIT_HTTPS_PORT"
+	start_bg git-https socat \
+		"OPENSSL-LISTEN:$GIT_HTTPS_PORT,bind=$GIT_HOST,reuseaddr,fork,cert=$TLS_DIR/server.pem,verify=0" \
+		"TCP:$GIT_HOST:$GIT_HTTP_PORT"
+	pid=$(read_pidfile "$RUN_DIR/git-https.pid")
+	local deadline=$((SECONDS + 20))
+	until git_https_ok; do
+		pid_alive "$pid" || fail_with_log git-https "socat exited during startup (port $GIT_HTTPS_PORT in use?)"
+		((SECONDS < deadline)) || fail_with_log git-https "git https did not answer within 20s"
+		sleep 0.2
+	done
+	log "git https: up (pid $pid)"
+}
+
+# ---------------------------------------------------------------- git ssh --
+# sshd on 127.0.0.1:$GIT_SSH_PORT with a generated host key, accepting only the generated
+# client key (for root) and GIT_PROTOCOL (protocol v2). Repositories are addressed by their
+# path: ssh://root@127.0.0.1:$GIT_SSH_PORT$GIT_ROOT/demo.git. Clients use $SSH_DIR/ssh_command
+# (exported as DBUILD_TEST_SSH_COMMAND), which names the key and a known_hosts file.
+SSH_DIR=$STATE/ssh
+
+git_ssh_ok() {
+	[[ -s $SSH_DIR/ssh_command ]] || return 1
+	GIT_SSH_COMMAND=$(cat "$SSH_DIR/ssh_command") timeout 5 git ls-remote \
+		"ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT/demo.git" HEAD >/dev/null 2>&1
+}
+
+ensure_git_ssh() {
+	local pid changed=0
+	mkdir -p "$SSH_DIR" /run/sshd
+	chmod 0700 "$SSH_DIR"
+	if [[ ! -s $SSH_DIR/host_ed25519 ]]; then
+		ssh-keygen -q -t ed25519 -N '' -C dbuild-testbed-host -f "$SSH_DIR/host_ed25519"
+		changed=1
+	fi
+	if [[ ! -s $SSH_DIR/client_ed25519 ]]; then
+		ssh-keygen -q -t ed25519 -N '' -C dbuild-testbed-client -f "$SSH_DIR/client_ed25519"
+		changed=1
+	fi
+	cp "$SSH_DIR/client_ed25519.pub" "$SSH_DIR/authorized_keys"
+	printf '[%s]:%s %s\n' "$GIT_HOST" "$GIT_SSH_PORT" "$(cut -d' ' -f1,2 "$SSH_DIR/host_ed25519.pub")" >"$SSH_DIR/known_hosts"
+	printf 'ssh -i %s -o IdentitiesOnly=yes -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes\n' \
+		"$SSH_DIR/client_ed25519" "$SSH_DIR/known_hosts" >"$SSH_DIR/ssh_command"
+	write_if_changed "$SSH_DIR/sshd_config" <<EOF && changed=1
+# Written by dbuild scripts/testbed.sh.
+ListenAddress $GIT_HOST
+Port $GIT_SSH_PORT
+HostKey $SSH_DIR/host_ed25519
+AuthorizedKeysFile $SSH_DIR/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AcceptEnv GIT_PROTOCOL
+PidFile none
+EOF
+	pid=$(our_pid git-ssh "$SSH_DIR/sshd_config")
+	if [[ -n $pid ]] && ((changed)); then
+		log "git ssh: configuration changed; restarting"
+		stop_pid git-ssh "$pid"
+		pid=""
+	fi
+	if git_ssh_ok; then
+		log "git ssh: ssh://$GIT_HOST:$GIT_SSH_PORT answers"
+		return 0
+	fi
+	if [[ -n $pid ]]; then
+		wait_until 3 git_ssh_ok && return 0
+		stop_pid git-ssh "$pid"
+	fi
+	log "git ssh: starting sshd on $GIT_HOST:$GIT_SSH_PORT"
+	start_bg git-ssh /usr/sbin/sshd -D -e -f "$SSH_DIR/sshd_config"
+	pid=$(read_pidfile "$RUN_DIR/git-ssh.pid")
+	local deadline=$((SECONDS + 20))
+	until git_ssh_ok; do
+		pid_alive "$pid" || fail_with_log git-ssh "sshd exited during startup (port $GIT_SSH_PORT in use?)"
+		((SECONDS < deadline)) || fail_with_log git-ssh "sshd did not answer within 20s"
+		sleep 0.2
+	done
+	log "git ssh: up (pid $pid)"
 }
 
 # ---------------------------------------------------------- podman service --
@@ -756,6 +966,10 @@ print_env() {
 		"DBUILD_TEST_GIT_HTTP_PRIVATE=http://$GIT_HOST:$GIT_HTTP_PORT/private" \
 		"DBUILD_TEST_GIT_HTTP_USER=$TEST_USER" \
 		"DBUILD_TEST_GIT_HTTP_PASSWORD=$TEST_PASSWORD" \
+		"DBUILD_TEST_GIT_HTTPS=https://$GIT_HOST:$GIT_HTTPS_PORT" \
+		"DBUILD_TEST_GIT_CA_FILE=$STATE/tls/ca.pem" \
+		"DBUILD_TEST_GIT_SSH=ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT" \
+		"DBUILD_TEST_SSH_COMMAND=$(cat "$STATE/ssh/ssh_command" 2>/dev/null || true)" \
 		"DBUILD_TEST_REGISTRY=$REGISTRY_ADDR" \
 		"DBUILD_TEST_REGISTRY_USER=$TEST_USER" \
 		"DBUILD_TEST_REGISTRY_PASSWORD=$TEST_PASSWORD"; do
@@ -785,6 +999,8 @@ cmd_up() {
 	ensure_fixtures
 	ensure_git_daemon
 	ensure_git_http
+	ensure_git_https
+	ensure_git_ssh
 	if [[ $WANT_PODMAN == 1 ]]; then
 		ensure_podman
 	fi
@@ -811,6 +1027,8 @@ cmd_status() {
 	check registry "http://$REGISTRY_ADDR (htpasswd, user $TEST_USER)" registry_ok
 	check git-daemon "git://$GIT_HOST:$GIT_PORT/{$(IFS=,; echo "${FIXTURES[*]}")}.git" git_daemon_ok
 	check git-http "http://$GIT_HOST:$GIT_HTTP_PORT (/private: basic auth)" git_http_ok
+	check git-https "https://$GIT_HOST:$GIT_HTTPS_PORT (test CA $TLS_DIR/ca.pem)" git_https_ok
+	check git-ssh "ssh://root@$GIT_HOST:$GIT_SSH_PORT$GIT_ROOT" git_ssh_ok
 	if [[ $WANT_PODMAN == 1 ]]; then
 		check podman "unix://$PODMAN_SOCK" podman_ping
 		check podman-image "$BASE_IMAGE in podman" image_exists "$PODMAN_SOCK" "$BASE_IMAGE"
@@ -821,9 +1039,11 @@ cmd_status() {
 cmd_down() {
 	prepare_state
 	local name pattern pid
-	for name in podman git-http git-daemon registry; do
+	for name in podman git-ssh git-https git-http git-daemon registry; do
 		case $name in
 		podman) pattern="unix://$PODMAN_SOCK" ;;
+		git-ssh) pattern="$STATE/ssh/sshd_config" ;;
+		git-https) pattern="$STATE/tls/server.pem" ;;
 		git-http) pattern="testbed/git_http.py" ;;
 		git-daemon) pattern="--base-path=$GIT_ROOT" ;;
 		registry) pattern="$STATE/registry/config.yml" ;;

@@ -60,6 +60,7 @@ impl Source {
                 Ok(Loaded {
                     tree: c.tree,
                     commit: Some(c.commit),
+                    warnings: c.warnings,
                 })
             }
             Source::Stdin => {
@@ -69,7 +70,11 @@ impl Source {
                         path: "standard input".into(),
                         why: e.to_string(),
                     })??;
-                Ok(Loaded { tree, commit: None })
+                Ok(Loaded {
+                    tree,
+                    commit: None,
+                    warnings: Vec::new(),
+                })
             }
             Source::Dir(dir) => {
                 let tree = tokio::task::spawn_blocking(move || read_dir_tree(&dir))
@@ -78,7 +83,11 @@ impl Source {
                         path: "directory".into(),
                         why: e.to_string(),
                     })??;
-                Ok(Loaded { tree, commit: None })
+                Ok(Loaded {
+                    tree,
+                    commit: None,
+                    warnings: Vec::new(),
+                })
             }
         }
     }
@@ -91,6 +100,8 @@ pub struct Loaded {
     pub tree: Tree,
     /// The commit id, for git sources.
     pub commit: Option<String>,
+    /// Things the user should know (see [`crate::git::Checkout::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 fn looks_like_bare_repo(p: &Path) -> bool {

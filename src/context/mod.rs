@@ -37,10 +37,14 @@ pub enum Error {
 /// (keeping the Dockerfile and `.dockerignore` as the CLI does) and checks that `dockerfile`
 /// (relative to the context root) is there.
 pub fn prepare(tree: Tree, dockerfile: &str) -> Result<Tree, Error> {
-    let tree = ignore::apply(tree, dockerfile)?;
-    let clean = ignore::clean_path(dockerfile);
-    match tree.get(&clean).map(|e| &e.kind) {
-        Some(Kind::File { .. }) | Some(Kind::Symlink { .. }) => Ok(tree),
+    require_dockerfile(&tree, dockerfile)?;
+    ignore::apply(tree, dockerfile)
+}
+
+/// Checks that `dockerfile` (relative to the context root) is a file or a link in `tree`.
+pub fn require_dockerfile(tree: &Tree, dockerfile: &str) -> Result<(), Error> {
+    match tree.get(&ignore::clean_path(dockerfile)).map(|e| &e.kind) {
+        Some(Kind::File { .. }) | Some(Kind::Symlink { .. }) => Ok(()),
         _ => Err(Error::DockerfileMissing(dockerfile.to_owned())),
     }
 }

@@ -159,6 +159,60 @@ impl Address {
         (self.scheme == Scheme::File).then(|| PathBuf::from(&self.path))
     }
 
+    /// The password (or token) written in the URL's `user:password@`, still percent-encoded.
+    /// Crate-internal so that it can only reach the transport that sends it.
+    pub(crate) fn password(&self) -> Option<&str> {
+        let (_, rest) = self.url.split_once("://")?;
+        let end = rest.find(['/', '#', '?']).unwrap_or(rest.len());
+        let (userinfo, _) = rest[..end].rsplit_once('@')?;
+        userinfo.split_once(':').map(|(_, p)| p)
+    }
+
+    /// The address of a submodule whose `.gitmodules` URL is `url`, relative (`./`, `../`) to
+    /// this repository's URL as git resolves it, or absolute. Credentials in this URL carry
+    /// over to a relative one (same server). No fragment: the caller sets the commit.
+    pub(crate) fn join(&self, url: &str) -> Result<Address, Error> {
+        let bad = |why: String| Error::Address {
+            addr: redact_url(url),
+            why,
+        };
+        if !(url.starts_with("./") || url.starts_with("../")) {
+            return parse_url(url).map_err(bad);
+        }
+        let mut base = self.url.trim_end_matches('/').to_owned();
+        // Where the path starts: after `scheme://authority`, or after `host:` (scp-like).
+        let floor = match base.find("://") {
+            Some(i) => base[i + 3..].find('/').map_or(base.len(), |j| i + 3 + j),
+            None if self.scheme == Scheme::Ssh => base.find(':').map_or(0, |i| i + 1),
+            None => 0,
+        };
+        let mut rel = url;
+        loop {
+            if let Some(r) = rel.strip_prefix("./") {
+                rel = r;
+            } else if let Some(r) = rel.strip_prefix("../") {
+                let cut = base[floor..].rfind('/').map(|i| floor + i).unwrap_or(floor);
+                if cut == floor && base.len() == floor {
+                    return Err(bad(format!(
+                        "cannot resolve {url:?} against {}: too many '../'",
+                        self.redacted_url()
+                    )));
+                }
+                base.truncate(cut);
+                rel = r;
+            } else {
+                break;
+            }
+        }
+        let sep = if base.is_empty() || (base.len() == floor && base.ends_with(':')) {
+            ""
+        } else {
+            "/"
+        };
+        let joined = format!("{base}{sep}{rel}");
+        parse_url(&joined).map_err(bad)
+    }
+
     /// The URL with any `user:password@` removed, safe to print.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
@@ -304,7 +358,7 @@ fn is_scheme_name(s: &str) -> bool {
 }
 
 /// Splits `host[:port]` or `[v6]:port`; the host comes back without brackets.
-fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
+pub(crate) fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest
             .split_once(']')

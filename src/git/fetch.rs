@@ -4,6 +4,11 @@
 //! So this module drives the protocol itself on top of gix-transport's blocking connection:
 //! it lists only the refs it needs, asks for one commit with `deepen 1`, demultiplexes the
 //! side-band pack and hands the stream to [`super::pack::read_pack`].
+//!
+//! What every transport shares also lives here: ref resolution ([`want_for`]), the [`Session`]
+//! a transport offers (`ls-refs`, `fetch`), [`Reconnecting`] for connection-oriented transports
+//! (git daemon, ssh), and [`fetch_commit`], which falls back to deepening the history when a
+//! server refuses a commit by id.
 
 use std::cell::RefCell;
 use std::io;
@@ -34,7 +39,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One advertised ref, as `ls-refs` reports it.
 #[derive(Debug)]
-struct RemoteRef {
+pub(crate) struct RemoteRef {
     name: BString,
     /// What the ref points to (an annotated tag's own id for tags).
     id: ObjectId,
@@ -42,8 +47,8 @@ struct RemoteRef {
     peeled: Option<ObjectId>,
 }
 
-/// Fetches the commit `addr` names from a git daemon and returns its tree.
-pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
+/// Fetches the commit `addr` names from a git daemon and returns its whole tree.
+pub(crate) fn fetch_daemon(addr: &Address) -> Result<odb::Resolved, Error> {
     let url = addr.redacted_url();
     let fail = |why: String| Error::Fetch {
         url: url.clone(),
@@ -53,59 +58,210 @@ pub(crate) fn fetch_daemon(addr: &Address) -> Result<super::Checkout, Error> {
         .host()
         .ok_or_else(|| fail("the address has no host".into()))?;
     let port = addr.port().unwrap_or(DEFAULT_PORT);
-    let stream = connect(host, port).map_err(&fail)?;
-    let write = stream
-        .try_clone()
-        .map_err(|e| fail(format!("cannot use the connection: {e}")))?;
     // The daemon reads `host=` as `name[:port]`, so IPv6 literals need their brackets back.
     let virtual_host = if host.contains(':') {
         format!("[{host}]")
     } else {
         host.to_owned()
     };
-    let mut conn = Connection::new(
-        stream,
-        write,
-        Protocol::V2,
-        addr.path(),
-        Some((virtual_host, addr.port())),
-        ConnectMode::Daemon,
-        false,
-    );
+    let mut session = Reconnecting::new(|| {
+        let stream = connect(host, port)?;
+        let write = stream
+            .try_clone()
+            .map_err(|e| format!("cannot use the connection: {e}"))?;
+        Ok(Connection::new(
+            stream,
+            write,
+            Protocol::V2,
+            addr.path(),
+            Some((virtual_host.clone(), addr.port())),
+            ConnectMode::Daemon,
+            false,
+        ))
+    });
+    let shallow = session.shallow().map_err(&fail)?;
+    let serves_any = session.serves_any_commit();
+    let want = want_for(addr, &url, |prefixes| session.ls_refs(prefixes))?;
+    let objects = fetch_commit(&mut session, want, shallow, serves_any, &url)?;
+    finish(addr, objects, want)
+}
 
-    let capabilities = handshake(&mut conn).map_err(&fail)?;
-    let want = match addr.reference.as_deref() {
+/// One repository conversation, whatever the transport: list refs, fetch a pack.
+pub(crate) trait Session {
+    /// `ls-refs` restricted to `prefixes`.
+    fn ls_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String>;
+    /// `fetch` of `wants`, `deepen N` when given, decoded into memory.
+    fn fetch(&mut self, wants: &[ObjectId], deepen: Option<u32>) -> Result<odb::MemoryOdb, String>;
+}
+
+/// A connection-oriented transport (git daemon, ssh) that connects again, handshake
+/// included, when its connection has been used up by a fetch or broken by an error.
+pub(crate) struct Reconnecting<T, F> {
+    connect: F,
+    conn: Option<T>,
+    capabilities: Option<Capabilities>,
+}
+
+impl<T: Transport, F: FnMut() -> Result<T, String>> Reconnecting<T, F> {
+    pub(crate) fn new(connect: F) -> Self {
+        Reconnecting {
+            connect,
+            conn: None,
+            capabilities: None,
+        }
+    }
+
+    /// The open connection, opened (and the handshake done) if needed.
+    fn conn(&mut self) -> Result<&mut T, String> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let mut c = (self.connect)()?;
+                let caps = handshake(&mut c)?;
+                self.capabilities.get_or_insert(caps);
+                c
+            }
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Whether the server is git's own upload-pack (see [`agent_serves_any_commit`]); call
+    /// after [`Self::shallow`].
+    pub(crate) fn serves_any_commit(&self) -> bool {
+        self.capabilities
+            .as_ref()
+            .and_then(|c| c.capability("agent"))
+            .and_then(|a| a.value().map(|v| agent_serves_any_commit(&v.to_string())))
+            .unwrap_or(false)
+    }
+
+    /// Whether the server can send shallow packs (connects if needed).
+    pub(crate) fn shallow(&mut self) -> Result<bool, String> {
+        self.conn()?;
+        Ok(self
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.capability("fetch"))
+            .and_then(|c| c.supports("shallow"))
+            .unwrap_or(false))
+    }
+}
+
+impl<T: Transport, F: FnMut() -> Result<T, String>> Session for Reconnecting<T, F> {
+    fn ls_refs(&mut self, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+        let r = ls_refs(self.conn()?, prefixes);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    fn fetch(&mut self, wants: &[ObjectId], deepen: Option<u32>) -> Result<odb::MemoryOdb, String> {
+        let r = fetch_pack(self.conn()?, wants, deepen);
+        // After a pack (or an error) the server is done with this connection.
+        self.conn = None;
+        r
+    }
+}
+
+/// Whether the `agent` capability names git's own upload-pack (git 2.x), whose protocol v2
+/// serves any object it has: then "not our ref" means the commit is not there, and deepening
+/// the history to look for it would only download the whole repository in vain.
+pub(crate) fn agent_serves_any_commit(agent: &str) -> bool {
+    agent.starts_with("git/2.")
+}
+
+/// Depths tried, in order, when a server refuses to send a commit by id; `None` is the
+/// whole history.
+const DEEPEN_STEPS: [Option<u32>; 3] = [Some(64), Some(1024), None];
+
+/// Fetches the commit `want`: directly (depth 1 when `shallow`), or, if a server other than
+/// git's own (`serves_any` false) refuses a commit that no ref points to ("not our ref"), by
+/// fetching every branch and tag with a growing depth until the commit is among the objects.
+pub(crate) fn fetch_commit(
+    session: &mut impl Session,
+    want: ObjectId,
+    shallow: bool,
+    serves_any: bool,
+    url: &str,
+) -> Result<odb::MemoryOdb, Error> {
+    let why = match session.fetch(&[want], shallow.then_some(1)) {
+        Ok(objects) => return Ok(objects),
+        Err(why) if why.contains("not our ref") && !serves_any => why,
+        Err(why) => return Err(pack_error(url, want, why)),
+    };
+    let fail = |why: String| Error::Fetch {
+        url: url.to_owned(),
+        why,
+    };
+    let refs = session
+        .ls_refs(&["refs/heads/".into(), "refs/tags/".into()])
+        .map_err(&fail)?;
+    let mut tips: Vec<ObjectId> = refs.iter().map(|r| r.peeled.unwrap_or(r.id)).collect();
+    tips.sort();
+    tips.dedup();
+    if tips.is_empty() {
+        return Err(pack_error(url, want, why));
+    }
+    let steps: &[Option<u32>] = if shallow { &DEEPEN_STEPS } else { &[None] };
+    for depth in steps {
+        let objects = session.fetch(&tips, *depth).map_err(&fail)?;
+        if objects.get(&want).is_some() {
+            return Ok(objects);
+        }
+    }
+    Err(fail(format!(
+        "commit {want} is not in the history of any branch or tag of the repository, and the \
+         server refuses to send it by id: check the commit id"
+    )))
+}
+
+/// The commit to ask for: the full id after `#`, or what the named ref (or HEAD) points to,
+/// found with `list` (an `ls-refs` restricted to the given prefixes).
+pub(crate) fn want_for(
+    addr: &Address,
+    url: &str,
+    list: impl FnOnce(&[String]) -> Result<Vec<RemoteRef>, String>,
+) -> Result<ObjectId, Error> {
+    match addr.reference.as_deref() {
         Some(r) if is_full_hex_id(r) => {
-            ObjectId::from_hex(r.as_bytes()).map_err(|e| fail(format!("bad commit id: {e}")))?
+            ObjectId::from_hex(r.as_bytes()).map_err(|e| Error::Fetch {
+                url: url.to_owned(),
+                why: format!("bad commit id: {e}"),
+            })
         }
-        reference => resolve_ref(&mut conn, reference, &url)?,
+        reference => resolve_ref(list, reference, url),
+    }
+}
+
+/// Turns a failed pack request into an error a person can act on.
+pub(crate) fn pack_error(url: &str, want: ObjectId, why: String) -> Error {
+    let why = if why.contains("not our ref") {
+        // Protocol v2 servers (git's upload-pack) serve any object they have, so in practice
+        // this means the commit is not there; older servers also refuse non-tip commits.
+        format!(
+            "the server does not have commit {want} or refuses to send it (servers may only \
+             serve commits a branch or tag points to unless uploadpack.allowReachableSHA1InWant \
+             or allowAnySHA1InWant is set): check the commit id, or name a branch or tag"
+        )
+    } else {
+        why
     };
-    let shallow = capabilities
-        .capability("fetch")
-        .and_then(|c| c.supports("shallow"))
-        .unwrap_or(false);
-    let objects = fetch_pack(&mut conn, want, shallow).map_err(|why| {
-        if why.contains("not our ref") {
-            // Protocol v2 servers (git's upload-pack) serve any object they have, so in practice
-            // this means the commit is not there; older servers also refuse non-tip commits.
-            fail(format!(
-                "the server does not have commit {want} or refuses to send it (servers may only \
-                 serve commits a branch or tag points to unless uploadpack.allowReachableSHA1InWant \
-                 or allowAnySHA1InWant is set): check the commit id, or name a branch or tag"
-            ))
-        } else {
-            fail(why)
-        }
-    })?;
-    let resolved = odb::checkout(&objects, want).map_err(&fail)?;
-    drop(objects);
-    let tree = match addr.subdir.as_deref() {
-        Some(dir) => resolved.tree.subtree(dir)?,
-        None => resolved.tree,
-    };
-    Ok(super::Checkout {
-        commit: resolved.commit.to_string(),
-        tree,
+    Error::Fetch {
+        url: url.to_owned(),
+        why,
+    }
+}
+
+/// Reads the commit's whole tree out of the fetched objects, then drops them.
+pub(crate) fn finish(
+    addr: &Address,
+    objects: odb::MemoryOdb,
+    want: ObjectId,
+) -> Result<odb::Resolved, Error> {
+    odb::checkout(&objects, want).map_err(|why| Error::Fetch {
+        url: addr.redacted_url(),
+        why,
     })
 }
 
@@ -115,7 +271,7 @@ pub(crate) fn is_full_hex_id(s: &str) -> bool {
 }
 
 /// Opens a TCP connection, trying every address the host resolves to.
-fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
+pub(crate) fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("unknown host {host:?}: {e}"))?
@@ -138,7 +294,7 @@ fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
     let e = last.unwrap_or_else(|| io::Error::other("no address"));
     Err(match e.kind() {
         io::ErrorKind::ConnectionRefused => {
-            format!("connection refused by {host}:{port}: is a git daemon running there?")
+            format!("connection refused by {host}:{port}: is the git server running, and is the port right?")
         }
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!("timed out connecting to {host}:{port}")
@@ -148,7 +304,7 @@ fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
 }
 
 /// Performs the protocol v2 handshake and returns the server's capabilities.
-fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
+pub(crate) fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
     let resp = conn
         .handshake(Service::UploadPack, &[])
         .map_err(|e| handshake_error(&e))?;
@@ -164,7 +320,10 @@ fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {
 /// Turns a handshake failure into a message a person can act on.
 fn handshake_error(e: &gix_transport::client::Error) -> String {
     let text = chain(e);
-    if text.contains("not exported") || text.contains("does not appear to be a git repository") {
+    if text.contains("not exported")
+        || text.contains("does not appear to be a git repository")
+        || text.contains("no such repository")
+    {
         "repository not found (or not exported by the git daemon): check the path in the URL".into()
     } else if let Some(msg) = server_error_text(&text) {
         format!("the server refused the connection: {msg}")
@@ -177,7 +336,7 @@ fn handshake_error(e: &gix_transport::client::Error) -> String {
 }
 
 /// The text of an `ERR` packet line inside an error message, if there is one.
-fn server_error_text(text: &str) -> Option<&str> {
+pub(crate) fn server_error_text(text: &str) -> Option<&str> {
     text.find("ERR ").map(|i| text[i + 4..].trim())
 }
 
@@ -186,8 +345,8 @@ fn server_error_text(text: &str) -> Option<&str> {
 /// No reference means the remote's `HEAD`, i.e. its default branch (like BuildKit; never a
 /// hard-coded `master`). A name is tried as a full ref, then as `refs/<name>`, a tag, and a
 /// branch (git's own order, so a tag wins over a branch of the same name).
-fn resolve_ref<T: Transport>(
-    conn: &mut T,
+fn resolve_ref(
+    list: impl FnOnce(&[String]) -> Result<Vec<RemoteRef>, String>,
     reference: Option<&str>,
     url: &str,
 ) -> Result<ObjectId, Error> {
@@ -204,7 +363,7 @@ fn resolve_ref<T: Transport>(
             format!("refs/heads/{r}"),
         ],
     };
-    let refs = ls_refs(conn, &candidates).map_err(&fail)?;
+    let refs = list(&candidates).map_err(&fail)?;
     for c in &candidates {
         if let Some(r) = refs.iter().find(|r| r.name == c.as_bytes()) {
             return Ok(r.peeled.unwrap_or(r.id));
@@ -229,7 +388,10 @@ fn resolve_ref<T: Transport>(
 }
 
 /// Runs `ls-refs` restricted to `prefixes` (the server lists refs starting with any of them).
-fn ls_refs<T: Transport>(conn: &mut T, prefixes: &[String]) -> Result<Vec<RemoteRef>, String> {
+pub(crate) fn ls_refs<T: Transport>(
+    conn: &mut T,
+    prefixes: &[String],
+) -> Result<Vec<RemoteRef>, String> {
     let mut args: Vec<BString> = vec!["symrefs".into(), "peel".into()];
     args.extend(
         prefixes
@@ -265,7 +427,7 @@ fn ls_refs<T: Transport>(conn: &mut T, prefixes: &[String]) -> Result<Vec<Remote
 }
 
 /// Parses `<oid> <name>[ symref-target:<ref>][ peeled:<oid>]`.
-fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
+pub(crate) fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
     let bad = || format!("malformed ls-refs line {:?}", String::from_utf8_lossy(line));
     let mut fields = line.split(|b| *b == b' ');
     let id = fields.next().ok_or_else(bad)?;
@@ -285,20 +447,17 @@ fn parse_ref_line(line: &[u8]) -> Result<RemoteRef, String> {
     Ok(r)
 }
 
-/// Asks for `want` (with `deepen 1` when the server can), reads the response sections and
-/// decodes the pack into memory.
-fn fetch_pack<T: Transport>(
+/// Asks for `wants` (with `deepen N` when given), reads the response sections and decodes the
+/// pack into memory.
+pub(crate) fn fetch_pack<T: Transport>(
     conn: &mut T,
-    want: ObjectId,
-    shallow: bool,
+    wants: &[ObjectId],
+    deepen: Option<u32>,
 ) -> Result<odb::MemoryOdb, String> {
-    let mut args: Vec<BString> = vec![
-        "no-progress".into(),
-        "ofs-delta".into(),
-        format!("want {want}").into(),
-    ];
-    if shallow {
-        args.push("deepen 1".into());
+    let mut args: Vec<BString> = vec!["no-progress".into(), "ofs-delta".into()];
+    args.extend(wants.iter().map(|w| BString::from(format!("want {w}"))));
+    if let Some(n) = deepen {
+        args.push(format!("deepen {n}").into());
     }
     // We have nothing, so there is nothing to negotiate.
     args.push("done".into());

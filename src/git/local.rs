@@ -10,7 +10,7 @@ use gix_object::Kind as ObjKind;
 
 use super::fetch::is_full_hex_id;
 use super::odb::{self, Objects};
-use super::{Address, Checkout, Error};
+use super::{Address, Error};
 
 /// gix's object store seen through [`Objects`].
 struct RepoObjects<'a>(&'a gix::Repository);
@@ -29,8 +29,8 @@ impl Objects for RepoObjects<'_> {
     }
 }
 
-/// Reads the commit `addr` names from a local repository.
-pub(crate) fn read_local(addr: &Address) -> Result<Checkout, Error> {
+/// Reads the commit `addr` names, whole tree, from a local repository.
+pub(crate) fn read_local(addr: &Address) -> Result<odb::Resolved, Error> {
     let url = addr.redacted_url();
     let fail = |why: String| Error::Fetch {
         url: url.clone(),
@@ -89,13 +89,5 @@ pub(crate) fn read_local(addr: &Address) -> Result<Checkout, Error> {
         }
     };
 
-    let resolved = odb::checkout(&RepoObjects(&repo), start).map_err(&fail)?;
-    let tree = match addr.subdir.as_deref() {
-        Some(dir) => resolved.tree.subtree(dir)?,
-        None => resolved.tree,
-    };
-    Ok(Checkout {
-        commit: resolved.commit.to_string(),
-        tree,
-    })
+    odb::checkout(&RepoObjects(&repo), start).map_err(fail)
 }

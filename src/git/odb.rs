@@ -58,8 +58,10 @@ impl Objects for MemoryOdb {
 pub(crate) struct Resolved {
     /// The commit (after peeling tags).
     pub commit: ObjectId,
-    /// The commit's tree; `mtime` is the committer time.
+    /// The commit's tree; `mtime` is the committer time. Submodules are not in it.
     pub tree: Tree,
+    /// Submodules: each gitlink's path and the commit it pins.
+    pub gitlinks: Vec<(Vec<u8>, ObjectId)>,
 }
 
 /// Peels `start` (a commit or annotated tag) to a commit and reads its whole tree.
@@ -101,6 +103,7 @@ pub(crate) fn checkout(objects: &impl Objects, start: ObjectId) -> Result<Resolv
     let root = commit.tree();
 
     let mut entries = Vec::new();
+    let mut gitlinks = Vec::new();
     let mut stack: Vec<(Vec<u8>, ObjectId)> = vec![(Vec::new(), root)];
     while let Some((prefix, tree_id)) = stack.pop() {
         let (kind, data) = objects
@@ -136,9 +139,11 @@ pub(crate) fn checkout(objects: &impl Objects, start: ObjectId) -> Result<Resolv
                 EntryKind::Link => Kind::Symlink {
                     target: blob(objects, &id)?.to_vec(),
                 },
-                // TODO(issue 3): submodules. Docker checks them out; for now they are left out,
-                // as if the directory were not there.
-                EntryKind::Commit => continue,
+                // Submodules are fetched and placed by the caller (see `super::submodule`).
+                EntryKind::Commit => {
+                    gitlinks.push((path, id));
+                    continue;
+                }
             };
             entries.push(Entry { path, kind });
             if entries.len() > MAX_ENTRIES {
@@ -149,7 +154,11 @@ pub(crate) fn checkout(objects: &impl Objects, start: ObjectId) -> Result<Resolv
         }
     }
     let tree = Tree::from_entries(mtime, entries).map_err(|e| e.to_string())?;
-    Ok(Resolved { commit: id, tree })
+    Ok(Resolved {
+        commit: id,
+        tree,
+        gitlinks,
+    })
 }
 
 /// The contents of blob `id`.

@@ -62,7 +62,7 @@ impl ConnArgs {
 enum Command {
     /// Build an image from a git URL or a local directory, and optionally push it.
     #[command(
-        after_help = "Examples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
+        after_help = "Git credentials and settings (see docs/git.md): DBUILD_GIT_TOKEN (http(s) password or token), DBUILD_SSH_COMMAND (replaces ssh), DBUILD_GIT_CA_FILE (extra CA certificates, PEM).\n\nExamples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
     )]
     Build(Box<BuildArgs>),
     /// Write the build context tar that `build` would send to stdout.
@@ -203,14 +203,28 @@ impl From<dbuild::Error> for Failure {
         use dbuild::Error as E;
         let code = match &e {
             E::Engine(engine::Error::Host { .. }) | E::Reference(_) => 2,
-            E::Git(dbuild::git::Error::Address { .. }) => 2,
-            E::Context(_) => 2,
+            E::Git(g) | E::Source(dbuild::source::Error::Git(g)) => git_code(g),
+            E::Context(_) | E::Source(dbuild::source::Error::Context(_)) => 2,
             _ => 1,
         };
         Failure {
             code,
             message: e.to_string(),
         }
+    }
+}
+
+/// Exit code for a git error: 2 when the address itself is wrong (syntax, scheme, ref,
+/// subdirectory), 1 when fetching failed.
+fn git_code(e: &dbuild::git::Error) -> u8 {
+    use dbuild::git::Error as G;
+    match e {
+        G::Address { .. }
+        | G::RefNotFound { .. }
+        | G::Unsupported { .. }
+        | G::NotADirectory { .. }
+        | G::Context(_) => 2,
+        _ => 1,
     }
 }
 
@@ -382,14 +396,37 @@ fn warn(message: &str) {
     let _ = writeln!(err, "dbuild: warning: {}", message.replace('\n', " "));
 }
 
-async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, Failure> {
+/// Loads a source into memory and prints its warnings.
+async fn load_source(source: &str) -> Result<dbuild::context::Tree, Failure> {
     let src = Source::parse(source).map_err(dbuild::Error::from)?;
     let loaded = src.load().await.map_err(dbuild::Error::from)?;
-    Ok(dbuild::context::prepare(loaded.tree, dockerfile).map_err(dbuild::Error::from)?)
+    warn_all(&loaded.warnings);
+    Ok(loaded.tree)
+}
+
+/// The context `build` sends: the source, `.dockerignore` applied, the Dockerfile required.
+async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, Failure> {
+    let tree = load_source(source).await?;
+    Ok(dbuild::context::prepare(tree, dockerfile).map_err(dbuild::Error::from)?)
+}
+
+/// Prints the source's warnings (LFS pointers, filters not applied) on stderr, one line each.
+fn warn_all(warnings: &[String]) {
+    let mut err = std::io::stderr().lock();
+    for w in warnings {
+        let _ = writeln!(err, "dbuild: warning: {}", w.replace('\n', " "));
+    }
 }
 
 async fn context(source: &str, dockerfile: Option<&str>) -> Result<(), Failure> {
-    let tree = load(source, dockerfile.unwrap_or("Dockerfile")).await?;
+    // `context` is for looking at what would be sent, so a missing Dockerfile (which `build`
+    // refuses) is only a warning here.
+    let dockerfile = dockerfile.unwrap_or("Dockerfile");
+    let tree = load_source(source).await?;
+    if let Err(e) = dbuild::context::require_dockerfile(&tree, dockerfile) {
+        warn(&format!("{e}; `build` would refuse this context"));
+    }
+    let tree = dbuild::context::ignore::apply(tree, dockerfile).map_err(dbuild::Error::from)?;
     let mut out = std::io::stdout().lock();
     for chunk in TarBody::new(tree, TarOptions::default()) {
         out.write_all(&chunk).map_err(|e| Failure {
