@@ -76,92 +76,99 @@ impl TarChunks {
             return;
         };
         self.next_entry += 1;
-        let mtime = self.tree.mtime;
-        let (path, kind) = (entry.path.clone(), entry.kind.clone());
-        let mut name = path;
-        let mut header = Header::new_ustar();
-        let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
-        let mut data = None;
-        match &kind {
-            Kind::Dir => {
-                name.push(b'/');
-                header.set_entry_type(EntryType::Directory);
-                header.set_mode(0o755);
-                header.set_size(0);
-            }
-            Kind::File {
-                data: d,
-                executable,
-            } => {
-                header.set_entry_type(EntryType::Regular);
-                header.set_mode(if *executable { 0o755 } else { 0o644 });
-                let size = d.len() as u64;
-                header.set_size(size);
-                if size > USTAR_MAX_SIZE {
-                    pax.push(("size", size.to_string().into_bytes()));
-                }
-                data = Some(d.clone());
-            }
-            Kind::Symlink { target } => {
-                header.set_entry_type(EntryType::Symlink);
-                header.set_mode(0o777);
-                header.set_size(0);
-                if target.len() <= 100 {
-                    header.as_old_mut().linkname[..target.len()].copy_from_slice(target);
-                } else {
-                    header.as_old_mut().linkname[..100].copy_from_slice(&target[..100]);
-                    pax.push(("linkpath", target.clone()));
-                }
-            }
-        }
-        if name.len() <= 100 {
-            header.as_old_mut().name[..name.len()].copy_from_slice(&name);
-        } else {
-            header.as_old_mut().name.copy_from_slice(&name[..100]);
-            pax.push(("path", name.clone()));
-        }
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(mtime);
-        header.set_cksum();
-
-        if !pax.is_empty() {
-            let records = pax_records(&pax);
-            let mut ph = Header::new_ustar();
-            let pname = b"././@PaxHeader";
-            ph.as_old_mut().name[..pname.len()].copy_from_slice(pname);
-            ph.set_entry_type(EntryType::XHeader);
-            ph.set_mode(0o644);
-            ph.set_uid(0);
-            ph.set_gid(0);
-            ph.set_mtime(mtime);
-            ph.set_size(records.len() as u64);
-            ph.set_cksum();
-            self.buf.extend_from_slice(ph.as_bytes());
-            self.buf.extend_from_slice(&records);
-            self.pad(records.len() as u64);
-        }
-        self.buf.extend_from_slice(header.as_bytes());
-        if let Some(d) = data {
-            let len = d.len() as u64;
-            if d.len() >= ZERO_COPY_MIN {
+        let size = match &entry.kind {
+            Kind::File { data, .. } => data.len() as u64,
+            _ => 0,
+        };
+        write_headers(
+            &mut self.buf,
+            &entry.path,
+            &entry.kind,
+            size,
+            self.tree.mtime,
+        );
+        if let Kind::File { data, .. } = &entry.kind {
+            if data.len() >= ZERO_COPY_MIN {
+                let data = data.clone();
                 self.flush_buf();
-                self.ready.push_back(d);
+                self.ready.push_back(data);
             } else {
-                self.buf.extend_from_slice(&d);
+                self.buf.extend_from_slice(data);
             }
-            self.pad(len);
+            pad(&mut self.buf, size);
         }
         if self.buf.len() >= CHUNK {
             self.flush_buf();
         }
     }
+}
 
-    fn pad(&mut self, len: u64) {
-        let rem = (len % BLOCK as u64) as usize;
-        if rem != 0 {
-            self.buf.extend_from_slice(&[0u8; BLOCK][..BLOCK - rem]);
+/// Writes the header block(s) of one entry: a PAX extended header first when the path, the
+/// link target or the size does not fit ustar's fields, then the ustar header.
+fn write_headers(out: &mut BytesMut, path: &[u8], kind: &Kind, size: u64, mtime: u64) {
+    let mut header = Header::new_ustar();
+    let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut name = path.to_vec();
+    match kind {
+        Kind::Dir => {
+            name.push(b'/');
+            header.set_entry_type(EntryType::Directory);
+            header.set_mode(0o755);
+            header.set_size(0);
         }
+        Kind::File { executable, .. } => {
+            header.set_entry_type(EntryType::Regular);
+            header.set_mode(if *executable { 0o755 } else { 0o644 });
+            header.set_size(size);
+            if size > USTAR_MAX_SIZE {
+                pax.push(("size", size.to_string().into_bytes()));
+            }
+        }
+        Kind::Symlink { target } => {
+            header.set_entry_type(EntryType::Symlink);
+            header.set_mode(0o777);
+            header.set_size(0);
+            let n = target.len().min(100);
+            header.as_old_mut().linkname[..n].copy_from_slice(&target[..n]);
+            if target.len() > 100 {
+                pax.push(("linkpath", target.clone()));
+            }
+        }
+    }
+    let n = name.len().min(100);
+    header.as_old_mut().name[..n].copy_from_slice(&name[..n]);
+    if name.len() > 100 {
+        pax.push(("path", name));
+    }
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_cksum();
+
+    if !pax.is_empty() {
+        let records = pax_records(&pax);
+        let mut ph = Header::new_ustar();
+        let pname = b"././@PaxHeader";
+        ph.as_old_mut().name[..pname.len()].copy_from_slice(pname);
+        ph.set_entry_type(EntryType::XHeader);
+        ph.set_mode(0o644);
+        ph.set_uid(0);
+        ph.set_gid(0);
+        ph.set_mtime(mtime);
+        ph.set_size(records.len() as u64);
+        ph.set_cksum();
+        out.extend_from_slice(ph.as_bytes());
+        out.extend_from_slice(&records);
+        pad(out, records.len() as u64);
+    }
+    out.extend_from_slice(header.as_bytes());
+}
+
+/// Zero bytes up to the next 512-byte block boundary after `len` bytes of data.
+fn pad(out: &mut BytesMut, len: u64) {
+    let rem = (len % BLOCK as u64) as usize;
+    if rem != 0 {
+        out.extend_from_slice(&[0u8; BLOCK][..BLOCK - rem]);
     }
 }
 
@@ -424,6 +431,35 @@ mod tests {
         assert!(chunks
             .iter()
             .all(|c| c.len() <= CHUNK + 2 * BLOCK || c.as_ptr() == big.as_ptr()));
+    }
+
+    #[test]
+    fn sizes_of_8_gib_and_more_get_a_pax_size_record() {
+        let kind = Kind::File {
+            data: Bytes::new(),
+            executable: false,
+        };
+        let size = 9 * (1u64 << 30);
+        let mut out = BytesMut::new();
+        write_headers(&mut out, b"huge.bin", &kind, size, 0);
+        assert_eq!(
+            out.len(),
+            3 * BLOCK,
+            "PAX header, its records, the ustar header"
+        );
+        let records = &out[BLOCK..2 * BLOCK];
+        assert!(
+            records.starts_with(b"19 size=9663676416\n"),
+            "{:?}",
+            String::from_utf8_lossy(records)
+        );
+        // The ustar header still describes the entry (GNU base-256 size for old readers).
+        let h = tar::Header::from_byte_slice(&out[2 * BLOCK..]);
+        assert_eq!(h.size().unwrap(), size);
+        assert_eq!(&h.path_bytes()[..], b"huge.bin");
+        let mut small = BytesMut::new();
+        write_headers(&mut small, b"f", &kind, USTAR_MAX_SIZE, 0);
+        assert_eq!(small.len(), BLOCK, "no PAX header below 8 GiB");
     }
 
     #[test]
