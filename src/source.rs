@@ -64,31 +64,9 @@ impl Source {
                 })
             }
             Source::Stdin => {
-                let tree = tokio::task::spawn_blocking(|| read_tar_tree(std::io::stdin().lock()))
-                    .await
-                    .map_err(|e| Error::Read {
-                        path: "standard input".into(),
-                        why: e.to_string(),
-                    })??;
-                Ok(Loaded {
-                    tree,
-                    commit: None,
-                    warnings: Vec::new(),
-                })
+                local("standard input", || read_tar_tree(std::io::stdin().lock())).await
             }
-            Source::Dir(dir) => {
-                let tree = tokio::task::spawn_blocking(move || read_dir_tree(&dir))
-                    .await
-                    .map_err(|e| Error::Read {
-                        path: "directory".into(),
-                        why: e.to_string(),
-                    })??;
-                Ok(Loaded {
-                    tree,
-                    commit: None,
-                    warnings: Vec::new(),
-                })
-            }
+            Source::Dir(dir) => local("the directory", move || read_dir_tree(&dir)).await,
         }
     }
 }
@@ -102,6 +80,24 @@ pub struct Loaded {
     pub commit: Option<String>,
     /// Things the user should know (see [`crate::git::Checkout::warnings`]).
     pub warnings: Vec<String>,
+}
+
+/// Reads a local source on a blocking thread (file reads would stall the async runtime).
+async fn local(
+    what: &str,
+    read: impl FnOnce() -> Result<Tree, Error> + Send + 'static,
+) -> Result<Loaded, Error> {
+    let tree = tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| Error::Read {
+            path: what.into(),
+            why: e.to_string(),
+        })??;
+    Ok(Loaded {
+        tree,
+        commit: None,
+        warnings: Vec::new(),
+    })
 }
 
 fn looks_like_bare_repo(p: &Path) -> bool {
