@@ -56,7 +56,9 @@ pub mod context;
 pub mod engine;
 mod error;
 pub mod git;
+pub mod job;
 pub mod reference;
 pub mod source;
 
 pub use error::Error;
+pub use job::{Event, Job, Outcome};
