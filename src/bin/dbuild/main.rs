@@ -28,7 +28,8 @@ const PROGRESS_MODES: [&str; 5] = ["auto", "plain", "tty", "quiet", "rawjson"];
 #[command(
     name = "dbuild",
     version,
-    about = "Build a container image from a git repository, in memory, and push it."
+    about = "Build a container image from a git repository, in memory, and push it.",
+    after_help = "Examples:\n  dbuild build git://127.0.0.1:9418/demo.git -t 127.0.0.1:5000/demo:v1\n  echo \"$PW\" | dbuild build 'https://example.com/app.git#v1' -t registry.example.com/app:v1 --push -u alice --password-stdin\n  dbuild context ./app | tar -t\n  dbuild push 127.0.0.1:5000/demo:v1\n  dbuild --context remote version\n\nOutput: progress and errors on stderr; results (image ID, NAME:TAG@DIGEST) on stdout.\nExit codes: 0 success, 1 build or push failed, 2 usage or input error, 130 interrupted.\nEnvironment: DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, DOCKER_AUTH_CONFIG, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_API_VERSION, DBUILD_USERNAME, DBUILD_PASSWORD, DBUILD_GIT_TOKEN, DBUILD_SSH_COMMAND, DBUILD_GIT_CA_FILE, NO_COLOR (docs/cli.md)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -67,7 +68,7 @@ impl ConnArgs {
 enum Command {
     /// Build an image from a git URL or a local directory, and optionally push it.
     #[command(
-        after_help = "Git credentials and settings (see docs/git.md): DBUILD_GIT_TOKEN (http(s) password or token), DBUILD_SSH_COMMAND (replaces ssh), DBUILD_GIT_CA_FILE (extra CA certificates, PEM).\n\nExamples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
+        after_help = "Git credentials and settings (see docs/git.md): DBUILD_GIT_TOKEN (http(s) password or token), DBUILD_SSH_COMMAND (replaces ssh), DBUILD_GIT_CA_FILE (extra CA certificates, PEM).\n\nExamples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  dbuild build ./app -q --iidfile app.iid\n  dbuild build ./app --progress=rawjson 2> progress.jsonl\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
     )]
     Build(Box<BuildArgs>),
     /// Write the build context tar that `build` would send to stdout.
@@ -97,6 +98,9 @@ enum Command {
         progress: String,
     },
     /// Show dbuild's version, the engine's, and the API version they agreed on.
+    #[command(
+        after_help = "Examples:\n  dbuild version\n  dbuild -H ssh://user@build-host version"
+    )]
     Version,
 }
 
@@ -330,6 +334,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Version => {
             let engine = Engine::connect(cli.conn.settings()?).await?;
+            let v = engine.server_version().await?;
+            let field = |k: &str| v[k].as_str().unwrap_or("unknown").to_owned();
             println!("dbuild {}", env!("CARGO_PKG_VERSION"));
             println!(
                 "engine {} ({})",
@@ -339,6 +345,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 } else {
                     "docker"
                 }
+            );
+            println!(
+                "engine version {} (API {}, {}/{})",
+                field("Version"),
+                field("ApiVersion"),
+                field("Os"),
+                field("Arch")
             );
             println!("api version {}", engine.api_version());
             Ok(())

@@ -123,28 +123,15 @@ impl Render {
     fn plain(&mut self, err: &mut impl Write, e: &Event) {
         match e {
             Event::Fetching { source } => self.source = source.clone(),
-            Event::Fetched {
-                commit,
-                files,
-                bytes,
-            } => {
-                let at = commit
-                    .as_deref()
-                    .map(|c| format!(" at {c}"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    err,
-                    "Fetched {}{at}: {files} files, {}",
-                    self.source,
-                    size(*bytes)
-                );
+            Event::Fetched { commit, .. } => {
+                if let Some(c) = commit {
+                    self.source = format!("{} at {c}", self.source);
+                }
             }
+            // Said only once the engine took the context, so that a run which fails before
+            // (a bad address, a missing Dockerfile) prints its one error line and nothing else.
             Event::ContextSent { files, bytes } => {
-                let _ = writeln!(
-                    err,
-                    "Sent the build context: {files} files, {}",
-                    size(*bytes)
-                );
+                let _ = writeln!(err, "Sent {}: {files} files, {}", self.source, size(*bytes));
             }
             Event::Step(s) | Event::Log(s) => {
                 let _ = err.write_all(s.as_bytes());
