@@ -123,11 +123,9 @@ impl Render {
     fn plain(&mut self, err: &mut impl Write, e: &Event) {
         match e {
             Event::Fetching { source } => self.source = source.clone(),
-            Event::Fetched { commit, .. } => {
-                if let Some(c) = commit {
-                    self.source = format!("{} at {c}", self.source);
-                }
-            }
+            Event::Fetched {
+                commit: Some(c), ..
+            } => self.source = format!("{} at {c}", self.source),
             // Said only once the engine took the context, so that a run which fails before
             // (a bad address, a missing Dockerfile) prints its one error line and nothing else.
             Event::ContextSent { files, bytes } => {
