@@ -202,6 +202,7 @@ impl Job {
 
         let body = TarBody::new(tree, tar);
         let mut answered = false;
+        let mut lines = Lines::default();
         let built = engine
             .build(body, &options, |m| {
                 if !answered {
@@ -211,9 +212,12 @@ impl Job {
                 if engine_messages {
                     on_event(Event::Engine(m.clone()));
                 }
-                build_event(m, &mut on_event);
+                build_event(m, &mut lines, &mut on_event);
             })
-            .await?;
+            .await;
+        // Output before a failure is still reported, before the error is.
+        lines.finish(&mut on_event);
+        let built = built?;
         on_event(Event::Built {
             image_id: built.image_id.clone(),
         });
@@ -321,8 +325,8 @@ impl Outcome {
     }
 }
 
-/// Progress of a [`Job`], in the order things happen. Text fields are as the engine sent them
-/// (usually ending in a newline) and never contain credentials.
+/// Progress of a [`Job`], in the order things happen. Build output comes as whole lines, each
+/// ending in a newline (except perhaps the last); text never contains credentials.
 ///
 /// New variants may be added; match with a `_` arm.
 #[derive(Clone, Debug, PartialEq)]
@@ -414,24 +418,56 @@ pub fn is_step(text: &str) -> bool {
         })
 }
 
-fn build_event(m: &Message, on_event: &mut impl FnMut(Event)) {
+fn build_event(m: &Message, lines: &mut Lines, on_event: &mut impl FnMut(Event)) {
     // Errors end the build and come back as its `Err`; aux (the image ID, BuildKit traces)
     // is not progress.
     if m.error_message().is_some() {
         return;
     }
     if let Some(s) = &m.stream {
-        if s.is_empty() {
-            return;
-        }
-        on_event(if is_step(s) {
-            Event::Step(s.clone())
-        } else {
-            Event::Log(s.clone())
-        });
+        lines.push(s, on_event);
     } else if let Some(status) = &m.status {
+        lines.finish(on_event);
         on_event(progress(None, m, status));
     }
+}
+
+/// Build output cut into whole lines. Docker sends a step's title and its newline as two
+/// messages, and a `RUN` step's output in arbitrary pieces; events carry whole lines.
+#[derive(Default)]
+struct Lines {
+    buf: String,
+}
+
+/// An unfinished line longer than this is reported as it is (a progress bar redrawn with `\r`
+/// may never end).
+const MAX_PENDING: usize = 4096;
+
+impl Lines {
+    fn push(&mut self, text: &str, on_event: &mut impl FnMut(Event)) {
+        self.buf.push_str(text);
+        while let Some(end) = self.buf.find('\n') {
+            let line: String = self.buf.drain(..=end).collect();
+            emit(line, on_event);
+        }
+        if self.buf.len() > MAX_PENDING {
+            self.finish(on_event);
+        }
+    }
+
+    fn finish(&mut self, on_event: &mut impl FnMut(Event)) {
+        if !self.buf.is_empty() {
+            emit(std::mem::take(&mut self.buf), on_event);
+        }
+    }
+}
+
+fn emit(line: String, on_event: &mut impl FnMut(Event)) {
+    on_event(if is_step(&line) {
+        Event::Step(line)
+    } else {
+        Event::Log(line)
+    });
 }
 
 fn progress(reference: Option<String>, m: &Message, status: &str) -> Event {
@@ -543,20 +579,24 @@ mod tests {
     fn build_messages_become_typed_events() {
         let mut got = Vec::new();
         let m = |json: &str| serde_json::from_str::<Message>(json).unwrap();
+        let mut lines = Lines::default();
         for json in [
-            r#"{"stream":"Step 1/2 : FROM x\n"}"#,
-            r#"{"stream":"hello\n"}"#,
+            r#"{"stream":"Step 1/2 : FROM x"}"#,
+            r#"{"stream":"\n"}"#,
+            r#"{"stream":"hel"}"#,
+            r#"{"stream":"lo\nworld\n"}"#,
             r#"{"status":"Downloading","id":"abc","progressDetail":{"current":1,"total":2}}"#,
             r#"{"aux":{"ID":"sha256:1"}}"#,
             r#"{"errorDetail":{"message":"no"},"error":"no"}"#,
         ] {
-            build_event(&m(json), &mut |e| got.push(e));
+            build_event(&m(json), &mut lines, &mut |e| got.push(e));
         }
         assert_eq!(
             got,
             vec![
                 Event::Step("Step 1/2 : FROM x\n".into()),
                 Event::Log("hello\n".into()),
+                Event::Log("world\n".into()),
                 Event::Progress {
                     reference: None,
                     layer: Some("abc".into()),
