@@ -188,6 +188,29 @@ fn an_engine_that_is_not_running_is_exit_1_with_a_hint() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The socket is root:docker 0660; as `nobody` (util-linux `setpriv`, the test runs as root)
+/// connecting is refused, and the hint names the docker group.
+#[test]
+fn a_socket_without_permission_is_exit_1_with_the_docker_group_hint() {
+    bed();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_dbuild"))
+        .args(["-H", "unix:///var/run/docker.sock", "version"])
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux setpriv");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("dbuild: error: cannot connect to the engine"),
+        "{err}"
+    );
+    assert!(err.contains("add your user to the 'docker' group"), "{err}");
+}
+
 #[test]
 fn a_failed_build_exits_1_and_writes_no_iidfile() {
     bed();

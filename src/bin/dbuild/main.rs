@@ -506,10 +506,16 @@ async fn build(conn: &ConnArgs, args: BuildArgs) -> Result<(), Failure> {
         Ok(l) => l,
         // A push cannot go ahead with unknown credentials; a build may need none.
         Err(f) if !args.push => {
-            warn(&format!(
-                "{}; building without registry credentials",
-                f.message
-            ));
+            let message = format!("{}; building without registry credentials", f.message);
+            if render::Mode::choose(&args.progress, args.quiet) == render::Mode::RawJson {
+                // Every stderr line is JSON in this mode.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"dbuild": "warning", "message": message})
+                );
+            } else {
+                warn(&message);
+            }
             Lookup::default()
         }
         Err(f) => return Err(f),
@@ -571,6 +577,15 @@ async fn build(conn: &ConnArgs, args: BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `work` with a callback that shows each event in `mode` on stderr and prints results
 /// (the image ID, `NAME:TAG@DIGEST` per push) on stdout as they happen. On a terminal the
 /// status line's clock is redrawn every 100 ms meanwhile.
@@ -598,19 +613,18 @@ where
         }
         r.event(&e);
     });
-    let ticker = (mode == render::Mode::Tty).then(|| {
+    // Stopped when this future ends or is dropped (Ctrl-C), so it never draws over the
+    // error line.
+    let _ticker = (mode == render::Mode::Tty).then(|| {
         let r = shown.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 r.lock().unwrap_or_else(|p| p.into_inner()).tick();
             }
-        })
+        }))
     });
     let result = work(on_event).await;
-    if let Some(t) = ticker {
-        t.abort();
-    }
     shown.lock().unwrap_or_else(|p| p.into_inner()).finish();
     Ok(result?)
 }
