@@ -370,3 +370,47 @@ fn rawjson_is_the_engines_messages_as_json_lines() {
     docker(&["rmi", "-f", &id]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Build and push with `--progress=rawjson`: the push's messages are JSON lines too, the
+/// registry's digest is in the engine's `aux` message, and stdout still has the results.
+#[test]
+fn rawjson_covers_the_push_and_stdout_keeps_the_results() {
+    let bed = bed();
+    let dir = context("cli-rawjson-push", "true");
+    let tag = unique("t");
+    let full = format!("{}/cli-rawjson:{tag}", bed.registry);
+    let out = dbuild(
+        &[
+            "build",
+            "--progress=rawjson",
+            "-t",
+            &full,
+            "--push",
+            path(&dir),
+        ],
+        &[
+            ("DBUILD_USERNAME", &bed.user),
+            ("DBUILD_PASSWORD", &bed.password),
+        ],
+    );
+    let (stdout, err) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{err}");
+    let digest = common::registry_digest(&bed, "cli-rawjson", &tag);
+    let mut lines = stdout.lines();
+    let id = image_id(lines.next().unwrap());
+    assert_eq!(lines.next(), Some(format!("{full}@{digest}").as_str()));
+    let json: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect();
+    assert!(
+        json.iter().any(|v| v["aux"]["Digest"] == digest.as_str()),
+        "{err}"
+    );
+    assert!(json.iter().any(|v| v["dbuild"] == "pushed"
+        && v["reference"] == full.as_str()
+        && v["digest"] == digest.as_str()));
+    assert!(!err.contains(&bed.password) && !stdout.contains(&bed.password));
+    docker(&["rmi", "-f", &full, &id]);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -193,3 +193,36 @@ async fn push_without_tags_and_a_missing_dockerfile_fail_before_the_build() {
     assert_eq!(shape(&events), ["fetching", "fetched"]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Podman's compatibility API through the same `Job`: its `STEP n/m:` lines are steps, and the
+/// image ID comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_on_podman_reports_its_steps() {
+    let bed = common::bed();
+    let host = std::env::var("DBUILD_TEST_PODMAN_HOST")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unix:///var/lib/dbuild-testbed/podman.sock".into());
+    let engine = Engine::connect(Settings::from_env(Some(&host)).unwrap())
+        .await
+        .expect("the test bed's podman answers: run `bash scripts/testbed.sh up`");
+    assert!(engine.is_podman());
+    let tag = format!("dbuild-job-podman:{}", common::unique("t"));
+    let job = Job {
+        tags: vec![Reference::parse(&tag).unwrap()],
+        ..Job::git(&format!("{}/demo.git", bed.git)).unwrap()
+    };
+    let mut events = Vec::new();
+    let outcome = job.run(&engine, |e| events.push(e)).await.unwrap();
+    assert!(outcome.image_id.starts_with("sha256:"), "{outcome:?}");
+    let steps: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps.len(), 6, "{events:#?}");
+    assert_eq!(steps[0], "STEP 1/6: FROM localbusybox\n");
+    common::docker(&["-H", &host, "rmi", &tag]);
+}
