@@ -414,3 +414,35 @@ fn rawjson_covers_the_push_and_stdout_keeps_the_results() {
     docker(&["rmi", "-f", &full, &id]);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Build and push on a terminal: the build's status line gives way to one line per layer,
+/// redrawn in place, and the digest line follows.
+#[test]
+fn tty_build_and_push_shows_per_layer_lines() {
+    let bed = bed();
+    let dir = context("cli-tty-push", "echo layer > /layer.txt");
+    let tag = unique("t");
+    let full = format!("{}/cli-tty-push:{tag}", bed.registry);
+    let (code, shown) = on_terminal(
+        &format!("build -t {full} --push {}", path(&dir)),
+        &[
+            ("DBUILD_USERNAME", &bed.user),
+            ("DBUILD_PASSWORD", &bed.password),
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains(&format!("Pushing {full}")), "{shown:?}");
+    assert!(
+        shown.contains(": Preparing"),
+        "one line per layer: {shown:?}"
+    );
+    assert!(
+        shown.contains("\x1b[2K\r"),
+        "layer lines redrawn in place: {shown:?}"
+    );
+    let digest = common::registry_digest(&bed, "cli-tty-push", &tag);
+    assert!(shown.contains(&format!("{full}@{digest}")), "{shown:?}");
+    assert!(!shown.contains(&bed.password));
+    docker(&["rmi", "-f", &full]);
+    let _ = std::fs::remove_dir_all(dir);
+}
