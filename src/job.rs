@@ -565,6 +565,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn debug_never_shows_a_secret() {
+        let mut job = Job::git("https://user:url-secret@example.com/app.git#main").unwrap();
+        job.credentials.explicit = Some(Credentials {
+            username: "alice".into(),
+            password: crate::auth::Secret::new("lookup-secret"),
+            ..Default::default()
+        });
+        job.options.registry_config = Some("header-secret".into());
+        let shown = format!("{job:?}");
+        for secret in ["url-secret", "lookup-secret", "header-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("alice"), "{shown}");
+    }
+
+    #[test]
     fn steps_are_recognised_in_each_engines_words() {
         assert!(is_step("Step 1/3 : FROM busybox\n"));
         assert!(is_step("STEP 2/3: RUN true\n"));
