@@ -290,7 +290,7 @@ pub async fn push(
     Ok(out)
 }
 
-/// What a finished job produced.
+/// What a finished job produced: see [`Outcome::digest`] for an example.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The image ID (`sha256:…`).
@@ -329,6 +329,20 @@ impl Outcome {
 /// ending in a newline (except perhaps the last); text never contains credentials.
 ///
 /// New variants may be added; match with a `_` arm.
+///
+/// ```
+/// use dbuild::Event;
+///
+/// fn show(event: Event) -> Option<String> {
+///     match event {
+///         Event::Step(line) => Some(line.trim_end().to_owned()),
+///         Event::Pushed { reference, digest } => Some(format!("{reference}@{digest}")),
+///         Event::Warning(w) => Some(format!("warning: {w}")),
+///         _ => None,
+///     }
+/// }
+/// assert_eq!(show(Event::Step("Step 1/2 : FROM x\n".into())).unwrap(), "Step 1/2 : FROM x");
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
@@ -399,6 +413,14 @@ pub enum Event {
 }
 
 /// Whether build output `text` starts a step, in Docker's, Podman's or BuildKit's words.
+///
+/// ```
+/// use dbuild::job::is_step;
+/// assert!(is_step("Step 2/3 : RUN make\n"));
+/// assert!(is_step("STEP 2/3: RUN make\n"));
+/// assert!(is_step("#5 [2/3] RUN make\n"));
+/// assert!(!is_step(" ---> Running in 0123abcd\n"));
+/// ```
 pub fn is_step(text: &str) -> bool {
     let t = text.trim_start();
     let numbered = |rest: &str| {
