@@ -23,4 +23,8 @@ pub enum Error {
     /// Registry credentials could not be looked up.
     #[error(transparent)]
     Auth(#[from] crate::auth::Error),
+    /// A [`crate::Job`] asks for something that cannot be done (for example a push without a
+    /// tag); the text says what to change.
+    #[error("{0}")]
+    Request(String),
 }

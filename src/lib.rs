@@ -10,9 +10,37 @@
 //! 4. [`auth`] finds registry credentials where a Docker user keeps them and encodes them for
 //!    `X-Registry-Auth` (push) and `X-Registry-Config` (build); [`engine`] pushes.
 //!
-//! Each layer has its own error type; [`Error`] wraps them all.
+//! [`Job`] runs the whole pipeline as one future, reporting typed [`Event`]s and returning an
+//! [`Outcome`]: the entry point for schedulers, and what the `dbuild` command runs
+//! (`docs/library.md`). Each layer has its own error type; [`Error`] wraps them all.
 //!
-//! # Example: the whole job
+//! # Example: the whole job, with [`Job`]
+//!
+//! ```no_run
+//! # async fn job() -> Result<(), dbuild::Error> {
+//! use dbuild::engine::{Engine, Settings};
+//! use dbuild::reference::Reference;
+//! use dbuild::{Event, Job};
+//!
+//! let engine = Engine::connect(Settings::from_env(None)?).await?;
+//! let job = Job {
+//!     tags: vec![Reference::parse("127.0.0.1:5000/demo:v1")?],
+//!     push: true,
+//!     credentials: dbuild::auth::Lookup::from_env(None)?,
+//!     ..Job::git("git://127.0.0.1/demo.git#main")?
+//! };
+//! let outcome = job
+//!     .run(&engine, |e| {
+//!         if let Event::Step(line) = e {
+//!             print!("{line}");
+//!         }
+//!     })
+//!     .await?;
+//! println!("{} {}", outcome.image_id, outcome.pushed[0].digest);
+//! # Ok(()) }
+//! ```
+//!
+//! # Example: the same, stage by stage
 //!
 //! ```no_run
 //! # async fn job() -> Result<(), dbuild::Error> {
@@ -56,7 +84,9 @@ pub mod context;
 pub mod engine;
 mod error;
 pub mod git;
+pub mod job;
 pub mod reference;
 pub mod source;
 
 pub use error::Error;
+pub use job::{Event, Job, Outcome};

@@ -296,6 +296,23 @@ impl Engine {
         })
     }
 
+    /// `GET /version`: the engine's description of itself (`Version`, `ApiVersion`,
+    /// `MinAPIVersion`, `Os`, `Arch`, …), as JSON.
+    pub async fn server_version(&self) -> Result<serde_json::Value, Error> {
+        let path = self.path("/version");
+        let (_, body) = self
+            .send(
+                "GET",
+                path,
+                Vec::new(),
+                http_body_util::Empty::<Bytes>::new(),
+            )
+            .await?;
+        let text = body.collect().await?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::Protocol(format!("the engine's version is not JSON: {e}")))
+    }
+
     /// When a request started now must be finished, if [`Settings::timeout`] is set.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.settings.timeout.map(|t| Instant::now() + t)

@@ -1,29 +1,35 @@
 //! The `dbuild` command: a thin layer of argument parsing and output over the library.
 
 mod progress;
+mod render;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use clap::{Args, Parser, Subcommand};
-use dbuild::auth::{registry_config_header, Credentials, Lookup, Secret};
+use dbuild::auth::{Credentials, Lookup, Secret};
 use dbuild::context::{TarBody, TarOptions};
-use dbuild::engine::{self, BuildOptions, Engine, Message, Settings};
+use dbuild::engine::{self, BuildOptions, Engine, Settings};
 use dbuild::reference::Reference;
 use dbuild::source::Source;
+use dbuild::{Event, Job};
 
 /// Environment variable holding the registry password (instead of --password-stdin).
 const PASSWORD_ENV: &str = "DBUILD_PASSWORD";
 /// Environment variable holding the registry user name.
 const USERNAME_ENV: &str = "DBUILD_USERNAME";
+/// The values of `--progress`.
+const PROGRESS_MODES: [&str; 5] = ["auto", "plain", "tty", "quiet", "rawjson"];
 
 #[derive(Parser)]
 #[command(
     name = "dbuild",
     version,
-    about = "Build a container image from a git repository, in memory, and push it."
+    about = "Build a container image from a git repository, in memory, and push it.",
+    after_help = "Examples:\n  dbuild build git://127.0.0.1:9418/demo.git -t 127.0.0.1:5000/demo:v1\n  echo \"$PW\" | dbuild build 'https://example.com/app.git#v1' -t registry.example.com/app:v1 --push -u alice --password-stdin\n  dbuild context ./app | tar -t\n  dbuild push 127.0.0.1:5000/demo:v1\n  dbuild --context remote version\n\nOutput: progress and errors on stderr; results (image ID, NAME:TAG@DIGEST) on stdout.\nExit codes: 0 success, 1 build or push failed, 2 usage or input error, 130 interrupted.\nEnvironment: DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, DOCKER_AUTH_CONFIG, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_API_VERSION, DBUILD_USERNAME, DBUILD_PASSWORD, DBUILD_GIT_TOKEN, DBUILD_SSH_COMMAND, DBUILD_GIT_CA_FILE, NO_COLOR (docs/cli.md)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -62,7 +68,7 @@ impl ConnArgs {
 enum Command {
     /// Build an image from a git URL or a local directory, and optionally push it.
     #[command(
-        after_help = "Git credentials and settings (see docs/git.md): DBUILD_GIT_TOKEN (http(s) password or token), DBUILD_SSH_COMMAND (replaces ssh), DBUILD_GIT_CA_FILE (extra CA certificates, PEM).\n\nExamples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
+        after_help = "Git credentials and settings (see docs/git.md): DBUILD_GIT_TOKEN (http(s) password or token), DBUILD_SSH_COMMAND (replaces ssh), DBUILD_GIT_CA_FILE (extra CA certificates, PEM).\n\nExamples:\n  dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1\n  dbuild build 'https://example.com/app.git#v1.2:docker' -t app:1.2\n  dbuild build ./app -q --iidfile app.iid\n  dbuild build ./app --progress=rawjson 2> progress.jsonl\n  echo \"$PW\" | dbuild build git://127.0.0.1/demo.git -t 127.0.0.1:5000/demo:v1 --push --username alice --password-stdin"
     )]
     Build(Box<BuildArgs>),
     /// Write the build context tar that `build` would send to stdout.
@@ -84,8 +90,17 @@ enum Command {
         names: Vec<String>,
         #[command(flatten)]
         login: LoginArgs,
+        /// Show no progress (the same as --progress=quiet).
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        /// Progress output on stderr: auto (tty on a terminal, else plain), plain, tty, quiet, rawjson.
+        #[arg(long, value_parser = PROGRESS_MODES, default_value = "auto")]
+        progress: String,
     },
     /// Show dbuild's version, the engine's, and the API version they agreed on.
+    #[command(
+        after_help = "Examples:\n  dbuild version\n  dbuild -H ssh://user@build-host version"
+    )]
     Version,
 }
 
@@ -114,9 +129,15 @@ struct BuildArgs {
     /// Always try to pull a newer base image.
     #[arg(long)]
     pull: bool,
-    /// Print only the image ID.
+    /// Print only the image ID (the same as --progress=quiet).
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Progress output on stderr: auto (tty on a terminal, else plain), plain, tty, quiet, rawjson (the engine's messages as JSON lines).
+    #[arg(long, value_parser = PROGRESS_MODES, default_value = "auto")]
+    progress: String,
+    /// Write the image ID to FILE after success.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<std::path::PathBuf>,
     /// Builder: classic, or buildkit (without a session: no private base images, secrets or ssh mounts; not on Podman).
     #[arg(long, value_parser = ["classic", "buildkit"], default_value = "classic")]
     builder: String,
@@ -202,7 +223,7 @@ impl From<dbuild::Error> for Failure {
     fn from(e: dbuild::Error) -> Self {
         use dbuild::Error as E;
         let code = match &e {
-            E::Engine(engine::Error::Host { .. }) | E::Reference(_) => 2,
+            E::Engine(engine::Error::Host { .. }) | E::Reference(_) | E::Request(_) => 2,
             E::Git(g) | E::Source(dbuild::source::Error::Git(g)) => git_code(g),
             E::Context(_) | E::Source(dbuild::source::Error::Context(_)) => 2,
             _ => 1,
@@ -294,14 +315,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Build(args) => build(&cli.conn, *args).await,
         Command::Context { source, file } => context(&source, file.as_deref()).await,
-        Command::Push { names, login } => {
+        Command::Push {
+            names,
+            login,
+            quiet,
+            progress,
+        } => {
             let refs = parse_refs(&names)?;
             let lookup = credential_lookup(read_login(&login)?)?;
             let engine = Engine::connect(cli.conn.settings()?).await?;
-            push_all(&engine, &refs, &lookup, false).await.map(|_| ())
+            let mode = render::Mode::choose(&progress, quiet);
+            let raw = mode == render::Mode::RawJson;
+            with_render(mode, |on_event| {
+                dbuild::job::push(&engine, &refs, &lookup, raw, on_event)
+            })
+            .await
+            .map(|_| ())
         }
         Command::Version => {
             let engine = Engine::connect(cli.conn.settings()?).await?;
+            let v = engine.server_version().await?;
+            let field = |k: &str| v[k].as_str().unwrap_or("unknown").to_owned();
             println!("dbuild {}", env!("CARGO_PKG_VERSION"));
             println!(
                 "engine {} ({})",
@@ -311,6 +345,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 } else {
                     "docker"
                 }
+            );
+            println!(
+                "engine version {} (API {}, {}/{})",
+                field("Version"),
+                field("ApiVersion"),
+                field("Os"),
+                field("Arch")
             );
             println!("api version {}", engine.api_version());
             Ok(())
@@ -404,12 +445,6 @@ async fn load_source(source: &str) -> Result<dbuild::context::Tree, Failure> {
     Ok(loaded.tree)
 }
 
-/// The context `build` sends: the source, `.dockerignore` applied, the Dockerfile required.
-async fn load(source: &str, dockerfile: &str) -> Result<dbuild::context::Tree, Failure> {
-    let tree = load_source(source).await?;
-    Ok(dbuild::context::prepare(tree, dockerfile).map_err(dbuild::Error::from)?)
-}
-
 /// Prints the source's warnings (LFS pointers, filters not applied) on stderr, one line each.
 fn warn_all(warnings: &[String]) {
     let mut err = std::io::stderr().lock();
@@ -446,18 +481,12 @@ async fn build(conn: &ConnArgs, args: BuildArgs) -> Result<(), Failure> {
     if args.push && refs.is_empty() {
         return Err(Failure::usage("--push needs at least one -t NAME:TAG"));
     }
+    // Found out before the build, not after it.
     if let Some(path) = &args.metadata_file {
-        // Found out before the build, not after it.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
-        if !dir.is_dir() || path.file_name().is_none() {
-            return Err(Failure::usage(format!(
-                "--metadata-file {}: the directory does not exist or no file is named",
-                path.display()
-            )));
-        }
+        check_output_file(path, "--metadata-file")?;
+    }
+    if let Some(path) = &args.iidfile {
+        check_output_file(path, "--iidfile")?;
     }
     let build_args = pairs(&args.build_args, "--build-arg", true)?;
     let labels = pairs(&args.labels, "--label", false)?;
@@ -477,143 +506,130 @@ async fn build(conn: &ConnArgs, args: BuildArgs) -> Result<(), Failure> {
         Ok(l) => l,
         // A push cannot go ahead with unknown credentials; a build may need none.
         Err(f) if !args.push => {
-            warn(&format!(
-                "{}; building without registry credentials",
-                f.message
-            ));
+            let message = format!("{}; building without registry credentials", f.message);
+            if render::Mode::choose(&args.progress, args.quiet) == render::Mode::RawJson {
+                // Every stderr line is JSON in this mode.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"dbuild": "warning", "message": message})
+                );
+            } else {
+                warn(&message);
+            }
             Lookup::default()
         }
         Err(f) => return Err(f),
     };
     let settings = conn.settings()?;
-    let dockerfile = args.file.clone().unwrap_or_else(|| "Dockerfile".into());
-
+    let mode = render::Mode::choose(&args.progress, args.quiet);
+    let quiet = mode == render::Mode::Quiet;
     let engine = Engine::connect(settings).await?;
-    let tree = load(&args.source, &dockerfile).await?;
-    // As the Docker CLI does for classic builds: every credential known, so that `FROM` can
-    // pull from a private registry. Helpers that fail are reported, not fatal here.
-    let registries: Vec<String> = refs.iter().map(|r| r.registry.clone()).collect();
-    let gather = lookup.clone();
-    let all = blocking(move || {
-        Ok(gather.all_credentials(&registries, |e| {
-            warn(&format!("{e}; the build goes on without those credentials"))
-        }))
-    })
-    .await?;
-    let options = BuildOptions {
-        tags: refs.iter().map(|r| r.to_string()).collect(),
-        dockerfile: args.file.clone(),
-        build_args,
-        labels,
-        target: args.target.clone(),
-        no_cache: args.no_cache,
-        pull: args.pull,
-        quiet: args.quiet,
-        compressed: args.compress.is_some(),
-        registry_config: Some(registry_config_header(&all)),
-        builder: if args.builder == "buildkit" {
-            engine::Builder::BuildKit
-        } else {
-            engine::Builder::Classic
+    let source = Source::parse(&args.source).map_err(dbuild::Error::from)?;
+    let job = Job {
+        tags: refs.clone(),
+        options: BuildOptions {
+            dockerfile: args.file.clone(),
+            build_args,
+            labels,
+            target: args.target.clone(),
+            no_cache: args.no_cache,
+            pull: args.pull,
+            quiet,
+            builder: if args.builder == "buildkit" {
+                engine::Builder::BuildKit
+            } else {
+                engine::Builder::Classic
+            },
+            network: args.network.clone(),
+            extra_hosts: args.add_hosts.clone(),
+            platform: args.platform.clone(),
+            cache_from: args.cache_from.clone(),
+            force_rm: args.force_rm,
+            memory: args.memory,
+            memory_swap: args.memory_swap,
+            cpu_shares: args.cpu_shares,
+            cpuset_cpus: args.cpuset_cpus.clone(),
+            cpu_period: args.cpu_period,
+            cpu_quota: args.cpu_quota,
+            shm_size: args.shm_size.map(|s| s.max(0) as u64),
+            ..Default::default()
         },
-        network: args.network.clone(),
-        extra_hosts: args.add_hosts.clone(),
-        platform: args.platform.clone(),
-        cache_from: args.cache_from.clone(),
-        force_rm: args.force_rm,
-        memory: args.memory,
-        memory_swap: args.memory_swap,
-        cpu_shares: args.cpu_shares,
-        cpuset_cpus: args.cpuset_cpus.clone(),
-        cpu_period: args.cpu_period,
-        cpu_quota: args.cpu_quota,
-        shm_size: args.shm_size.map(|s| s.max(0) as u64),
-        ..Default::default()
-    };
-    let body = TarBody::new(
-        tree,
-        TarOptions {
+        tar: TarOptions {
             gzip_level: args.compress,
         },
-    );
-    let quiet = args.quiet;
-    let mut err = std::io::stderr();
-    let outcome = engine
-        .build(body, &options, |m| {
-            if !quiet {
-                show(&mut err, m);
-            }
-        })
-        .await?;
-    println!("{}", outcome.image_id);
-    let digests = if args.push {
-        push_all(&engine, &refs, &lookup, quiet).await?
-    } else {
-        BTreeMap::new()
+        push: args.push,
+        credentials: lookup,
+        engine_messages: mode == render::Mode::RawJson,
+        ..Job::new(source)
     };
+    let outcome = with_render(mode, |on_event| job.run(&engine, on_event)).await?;
+    let digests: BTreeMap<String, String> = refs
+        .iter()
+        .zip(&outcome.pushed)
+        .map(|(r, p)| (r.to_string(), p.digest.clone()))
+        .collect();
     if let Some(path) = &args.metadata_file {
-        let tags: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
-        write_metadata(path, &outcome.image_id, &tags, &digests)?;
+        write_metadata(path, &outcome.image_id, &outcome.tags, &digests)?;
+    }
+    if let Some(path) = &args.iidfile {
+        write_atomically(path, outcome.image_id.as_bytes(), "--iidfile")?;
     }
     Ok(())
 }
 
-/// Pushes every reference with the credentials the lookup finds for its registry, printing
-/// `name:tag@digest` for each; returns the digests by reference.
-async fn push_all(
-    engine: &Engine,
-    refs: &[Reference],
-    lookup: &Lookup,
-    quiet: bool,
-) -> Result<BTreeMap<String, String>, Failure> {
-    // Every lookup first: a missing helper fails before anything is pushed.
-    let (registries, lookup) = (
-        refs.iter().map(|r| r.registry.clone()).collect::<Vec<_>>(),
-        lookup.clone(),
-    );
-    let creds = blocking(move || {
-        registries
-            .iter()
-            .map(|r| {
-                lookup
-                    .credentials_for(r)
-                    .map_err(|e| dbuild::Error::from(e).into())
-            })
-            .collect::<Result<Vec<_>, Failure>>()
-    })
-    .await?;
-    let mut digests = BTreeMap::new();
-    let mut bars = progress::Progress::for_stderr();
-    for (r, c) in refs.iter().zip(&creds) {
-        let mut err = std::io::stderr();
-        let out = engine
-            .push(r, c.as_ref(), |m| match bars.as_mut() {
-                _ if quiet => {}
-                Some(bars) => bars.show(&mut err, m),
-                None => show(&mut err, m),
-            })
-            .await?;
-        println!("{}@{}", out.reference, out.digest);
-        digests.insert(r.to_string(), out.digest);
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    Ok(digests)
 }
 
-/// Runs credential helpers off the async threads, so that Ctrl-C still ends a run whose helper
-/// hangs (waiting for a keyring to unlock, say).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
-) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(Failure {
-            code: 1,
-            message: format!("the credential lookup stopped: {e}"),
-        })
-    })
+/// Runs `work` with a callback that shows each event in `mode` on stderr and prints results
+/// (the image ID, `NAME:TAG@DIGEST` per push) on stdout as they happen. On a terminal the
+/// status line's clock is redrawn every 100 ms meanwhile.
+async fn with_render<T, F, Fut>(mode: render::Mode, work: F) -> Result<T, Failure>
+where
+    F: FnOnce(Box<dyn FnMut(Event) + Send>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, dbuild::Error>>,
+{
+    let shown = Arc::new(Mutex::new(render::Render::new(mode)));
+    let r = shown.clone();
+    let on_event = Box::new(move |e: Event| {
+        let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
+        match &e {
+            Event::Built { image_id } => {
+                r.finish();
+                println!("{image_id}");
+            }
+            Event::Pushed { reference, digest } => {
+                r.event(&e);
+                r.finish();
+                println!("{reference}@{digest}");
+                return;
+            }
+            _ => {}
+        }
+        r.event(&e);
+    });
+    // Stopped when this future ends or is dropped (Ctrl-C), so it never draws over the
+    // error line.
+    let _ticker = (mode == render::Mode::Tty).then(|| {
+        let r = shown.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                r.lock().unwrap_or_else(|p| p.into_inner()).tick();
+            }
+        }))
+    });
+    let result = work(on_event).await;
+    shown.lock().unwrap_or_else(|p| p.into_inner()).finish();
+    Ok(result?)
 }
 
-/// Writes the metadata JSON next to `path` and renames it into place, so a reader never sees a
-/// partial file.
+/// Writes the metadata JSON (`--metadata-file`).
 fn write_metadata(
     path: &std::path::Path,
     image_id: &str,
@@ -623,9 +639,15 @@ fn write_metadata(
     let json = serde_json::json!({ "image_id": image_id, "tags": tags, "digests": digests });
     let mut text = serde_json::to_vec_pretty(&json).unwrap_or_default();
     text.push(b'\n');
+    write_atomically(path, &text, "--metadata-file")
+}
+
+/// Writes `contents` next to `path` and renames it into place, so a reader never sees a
+/// partial file. `flag` names the option in the error.
+fn write_atomically(path: &std::path::Path, contents: &[u8], flag: &str) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure {
         code: 1,
-        message: format!("cannot write the metadata file {}: {e}", path.display()),
+        message: format!("{flag}: cannot write {}: {e}", path.display()),
     };
     let name = path
         .file_name()
@@ -636,11 +658,26 @@ fn write_metadata(
         std::process::id()
     ));
     let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
+        .and_then(|mut f| f.write_all(contents).and_then(|()| f.sync_all()))
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
+    }
+    Ok(())
+}
+
+/// Fails early, before any work, when `path`'s directory does not exist.
+fn check_output_file(path: &std::path::Path, flag: &str) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() || path.file_name().is_none() {
+        return Err(Failure::usage(format!(
+            "{flag} {}: the directory does not exist or no file is named",
+            path.display()
+        )));
     }
     Ok(())
 }
@@ -668,23 +705,4 @@ fn size(s: &str) -> Result<i64, String> {
         .filter(|n| *n >= 0)
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(|| format!("{s:?} is not a size such as 512m or 2g"))
-}
-
-/// Prints one progress message the way the Docker CLI does when not on a terminal.
-fn show(out: &mut impl Write, m: &Message) {
-    if let Some(s) = &m.stream {
-        let _ = out.write_all(s.as_bytes());
-        if !s.is_empty() {
-            MID_LINE.store(!s.ends_with('\n'), Ordering::Relaxed);
-        }
-    } else if let Some(s) = &m.status {
-        // Per-byte progress lines would flood a log; show only state changes.
-        if m.progress.is_some() {
-            return;
-        }
-        let _ = match &m.id {
-            Some(id) => writeln!(out, "{id}: {s}"),
-            None => writeln!(out, "{s}"),
-        };
-    }
 }

@@ -2,10 +2,10 @@
 //! redrawn in place with ANSI cursor movement.
 //!
 //! Why hand-written: it is a few dozen lines, and a progress crate would bring its own terminal
-//! handling for one screen. Off a terminal (or with `TERM=dumb`) the caller prints plain lines
-//! instead. `NO_COLOR` turns the colouring of finished layers off; the bars themselves have none.
+//! handling for one screen. `render.rs` uses them in `--progress=tty` mode and prints plain
+//! lines otherwise. `NO_COLOR` turns the colouring of finished layers off; the bars have none.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use dbuild::engine::Message;
 
@@ -17,22 +17,6 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Bars for stderr when it is a terminal that understands cursor movement; `None` otherwise.
-    pub fn for_stderr() -> Option<Progress> {
-        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        if !std::io::stderr().is_terminal() || dumb {
-            return None;
-        }
-        let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        // No ioctl without another crate: the shell's COLUMNS when exported, else 80.
-        let width = std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .filter(|w: &usize| *w >= 40)
-            .unwrap_or(80);
-        Some(Progress::new(color, width))
-    }
-
     /// Bars for a terminal `width` columns wide.
     pub fn new(color: bool, width: usize) -> Progress {
         Progress {
