@@ -28,6 +28,7 @@
 #
 # Environment: DBUILD (binary; default the static release build), DBUILD_TESTBED_STATE.
 set -euo pipefail
+export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${DBUILD_TESTBED_STATE:-/var/lib/dbuild-testbed}
@@ -65,12 +66,13 @@ esac
 make_medium() {
 	local repo=$STATE/git/bench-medium.git src tmp n=0 d i
 	[[ -d $repo ]] && return 0
-	src=$(ls -d "$HOME"/.cargo/registry/src/*/ | head -1)
+	local srcs=("$HOME"/.cargo/registry/src/*/)
+	src=${srcs[0]}
 	tmp=$WORK/medium
 	mkdir -p "$tmp"
-	for d in $(ls "$src" | LC_ALL=C sort); do
-		cp -r "$src/$d" "$tmp/"
-		n=$((n + $(find "$src/$d" -type f | wc -l)))
+	for d in "$src"*/; do # LC_ALL=C (set above): byte order, as the figures were taken
+		cp -r "$d" "$tmp/"
+		n=$((n + $(find "$d" -type f | wc -l)))
 		((n >= 4000)) && break
 	done
 	printf 'FROM localbusybox\nCOPY . /src\nRUN find /src -type f | wc -l > /file-count\n' >"$tmp/Dockerfile"
@@ -86,7 +88,6 @@ make_medium() {
 		"${g[@]}" tag "c$i"
 	done
 	"${g[@]}" reset -q --hard c1 # main stays on the first revision; c1..c8 are the commits
-	"${g[@]}" branch -q -f main c1 2>/dev/null || true
 	unset GIT_AUTHOR_DATE GIT_COMMITTER_DATE
 	git clone -q --bare --no-local "$tmp" "$repo.tmp"
 	git -C "$repo.tmp" gc -q --aggressive --prune=now
