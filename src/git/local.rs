@@ -12,6 +12,9 @@ use super::fetch::is_full_hex_id;
 use super::odb::{self, Objects};
 use super::{Address, Error};
 
+/// Memory for delta bases kept while reading a local pack (git's default is 96 MiB).
+const DELTA_BASE_CACHE_BYTES: usize = 64 << 20;
+
 /// gix's object store seen through [`Objects`].
 struct RepoObjects<'a>(&'a gix::Repository);
 
@@ -44,8 +47,16 @@ pub(crate) fn read_local(addr: &Address) -> Result<odb::Resolved, Error> {
     }
     // Isolated: only the repository's own config is read, never $HOME or /etc, and nothing is
     // created or updated on open.
-    let repo = gix::open_opts(&path, gix::open::Options::isolated())
+    let mut repo = gix::open_opts(&path, gix::open::Options::isolated())
         .map_err(|e| fail(format!("not a git repository (or unreadable): {e}")))?;
+    // Without gix's `max-performance` feature no delta-base cache is set up, so every
+    // deltified object would undo its whole delta chain from the base again: profiled as the
+    // bulk of reading a packed repository. A capped cache, like git's core.deltaBaseCacheLimit.
+    repo.objects.set_pack_cache(|| {
+        Box::new(gix_pack::cache::lru::MemoryCappedHashmap::new(
+            DELTA_BASE_CACHE_BYTES,
+        ))
+    });
 
     let start: ObjectId = match addr.reference.as_deref() {
         None => match repo.head_id() {

@@ -6,9 +6,10 @@
 //! themselves are never held in full, and delta instructions are dropped once applied.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use bytes::Bytes;
+use flate2::{Decompress, FlushDecompress, Status};
 use gix_hash::ObjectId;
 use gix_object::Kind as ObjKind;
 use gix_pack::data::entry::Header;
@@ -46,6 +47,7 @@ pub(crate) fn read_pack(input: impl BufRead) -> Result<MemoryOdb, String> {
     .map_err(|e| format!("reading the pack header failed: {}", chain(&e)))?;
 
     let mut odb = MemoryOdb::default();
+    let mut z = Decompress::new(true);
     let mut slots: Vec<Slot> = Vec::new();
     let mut by_offset: HashMap<u64, usize> = HashMap::new();
     for entry in entries {
@@ -54,7 +56,7 @@ pub(crate) fn read_pack(input: impl BufRead) -> Result<MemoryOdb, String> {
             .compressed
             .as_deref()
             .ok_or("the pack reader did not keep entry data")?;
-        let data = inflate(compressed, entry.decompressed_size)?;
+        let data = inflate(&mut z, compressed, entry.decompressed_size)?;
         let slot = match entry.header {
             Header::Commit | Header::Tree | Header::Blob | Header::Tag => {
                 let kind = entry
@@ -159,12 +161,32 @@ fn resolve_one(slots: &mut [Slot], odb: &mut MemoryOdb, i: usize) -> Result<bool
 }
 
 /// Inflates one zlib stream that must produce exactly `size` bytes.
-fn inflate(compressed: &[u8], size: u64) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(size.min(MAX_PREALLOC) as usize);
-    flate2::read::ZlibDecoder::new(compressed)
-        .take(size.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| format!("a pack entry does not inflate: {e}"))?;
+///
+/// `z` is reused for every entry: a fresh decoder per entry (inflate state plus a 32 KiB
+/// buffer) was two large allocations per object, which musl's allocator serves with an
+/// mmap/munmap pair each, measured as most of the fetch's system time (docs/performance.md).
+fn inflate(z: &mut Decompress, compressed: &[u8], size: u64) -> Result<Vec<u8>, String> {
+    let corrupt = |why: String| format!("a pack entry does not inflate: {why}");
+    z.reset(true);
+    // One byte more than declared, so an entry that inflates to more is noticed.
+    let mut out = Vec::with_capacity((size.min(MAX_PREALLOC) as usize).saturating_add(1));
+    loop {
+        let consumed = usize::try_from(z.total_in()).unwrap_or(usize::MAX);
+        let input = compressed.get(consumed..).unwrap_or_default();
+        let before = (consumed, out.len());
+        let status = z
+            .decompress_vec(input, &mut out, FlushDecompress::Finish)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if status == Status::StreamEnd || out.len() as u64 > size {
+            break;
+        }
+        if out.len() == out.capacity() {
+            let room = (size + 1 - out.len() as u64).min(MAX_PREALLOC) as usize;
+            out.reserve(room.max(1));
+        } else if before == (z.total_in() as usize, out.len()) {
+            return Err(corrupt("the compressed data ends early".into()));
+        }
+    }
     if out.len() as u64 != size {
         return Err(format!(
             "a pack entry inflated to {} bytes instead of {size}",
@@ -298,5 +320,31 @@ mod tests {
         assert!(read_pack(&b"PACK\0\0\0\x02\0\0\0\x01\xff\xff"[..]).is_err());
         assert!(read_pack(&b"nonsense"[..]).is_err());
         assert!(read_pack(&b""[..]).is_err());
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn inflate_reuses_one_decoder_and_checks_sizes() {
+        let mut z = Decompress::new(true);
+        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for data in [&b""[..], b"x", b"hello hello hello", &big] {
+            assert_eq!(
+                inflate(&mut z, &zlib(data), data.len() as u64).unwrap(),
+                data
+            );
+        }
+        let c = zlib(b"hello world");
+        assert!(inflate(&mut z, &c, 10).is_err(), "longer than declared");
+        assert!(inflate(&mut z, &c, 12).is_err(), "shorter than declared");
+        assert!(inflate(&mut z, &c[..c.len() - 6], 11).is_err(), "truncated");
+        assert!(inflate(&mut z, b"not zlib", 3).is_err(), "garbage");
+        // Still usable after errors.
+        assert_eq!(inflate(&mut z, &c, 11).unwrap(), b"hello world");
     }
 }
