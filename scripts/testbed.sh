@@ -57,7 +57,7 @@ GIT_HTTPS_PORT=8443
 PODMAN_SOCK=$STATE/podman.sock
 
 # Packages the test bed needs (Debian names).
-PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates socat openssl openssh-client openssh-server)
+PACKAGES=(docker.io docker-registry apache2-utils busybox-static podman git curl python3 ca-certificates socat openssl openssh-client openssh-server musl-tools)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HELPER_DIR=$SCRIPT_DIR/testbed
