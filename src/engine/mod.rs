@@ -476,7 +476,12 @@ impl Streaming {
             };
             match frame {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(Error::Http(describe_hyper(&e))),
+                Some(Err(e)) => {
+                    return Err(Error::Http(format!(
+                        "{}: the engine stopped, restarted or dropped the connection in the middle of its answer; check that it runs and see its log",
+                        describe_hyper(&e)
+                    )))
+                }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         return Ok(Some(data));
