@@ -651,3 +651,122 @@ fn every_bad_input_fails_with_one_clear_line() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Runs git (a test tool) in `dir`.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        common::text(&out.stderr)
+    );
+    common::text(&out.stdout).trim().to_owned()
+}
+
+/// A hostile repository on a git daemon whose `.gitmodules` points a submodule at a local
+/// repository of the machine running dbuild: the fetch must be refused, not read that
+/// repository into the context (git's own rule since CVE-2022-39253).
+#[test]
+fn a_remote_repository_cannot_pull_in_a_local_submodule() {
+    let root = common::empty_dir("bad-input-submodule");
+    // The "local secret": a repository only on this machine.
+    let secret = root.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    git(&secret, &["init", "-q"]);
+    std::fs::write(secret.join("key.txt"), SECRET).unwrap();
+    git(&secret, &["add", "."]);
+    git(&secret, &["commit", "-qm", "secret"]);
+    let secret_commit = git(&secret, &["rev-parse", "HEAD"]);
+    // The hostile superproject, served over git://.
+    let served = root.join("served");
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    std::fs::write(
+        work.join("Dockerfile"),
+        "FROM localbusybox:latest\nCOPY . /ctx\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join(".gitmodules"),
+        format!(
+            "[submodule \"lib\"]\n\tpath = lib\n\turl = file://{}\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    git(&work, &["add", "."]);
+    git(
+        &work,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{secret_commit},lib"),
+        ],
+    );
+    git(&work, &["commit", "-qm", "hostile"]);
+    std::fs::create_dir_all(&served).unwrap();
+    let out = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&work)
+        .arg(served.join("hostile.git"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = Command::new("git")
+        .args([
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", served.display()))
+        .arg(&served)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_dbuild"))
+        .args(["context", &format!("git://127.0.0.1:{port}/hostile.git")])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::fs::remove_dir_all(&root);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success(), "the local submodule was read: {err}");
+    assert!(
+        !out.stdout
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
+        "the local repository's content reached the context"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("is a local path"), "{err}");
+}
