@@ -770,3 +770,57 @@ fn a_remote_repository_cannot_pull_in_a_local_submodule() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("is a local path"), "{err}");
 }
+
+/// A symlink in a local directory that points out of it (`evil -> /etc/hostname`): dbuild
+/// sends the link, never the file it points at, and the engine resolves `COPY evil` inside the
+/// context, so the host's file never reaches the image.
+#[test]
+fn a_symlink_out_of_the_context_never_brings_the_host_file() {
+    common::bed();
+    let host_file = "/etc/dbuild-bad-input-host-secret";
+    let dir = common::empty_dir("bad-input-symlink");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM localbusybox:latest\nCOPY evil /evil\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(host_file, dir.join("evil")).unwrap();
+    std::fs::write(host_file, SECRET).unwrap();
+    let ctx = Command::new(env!("CARGO_BIN_EXE_dbuild"))
+        .args(["context", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(ctx.status.success(), "{}", common::text(&ctx.stderr));
+    assert!(
+        !ctx.stdout
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes()),
+        "the host file's content is in the context"
+    );
+    let tag = format!("dbuild-bad-input-symlink:{}", common::unique("t"));
+    let out = Command::new(env!("CARGO_BIN_EXE_dbuild"))
+        .args(["build", "-t", &tag, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(host_file);
+    let _ = std::fs::remove_dir_all(&dir);
+    if out.status.success() {
+        // Docker copied the link's target as seen inside the context: nothing.
+        let run = common::docker(&["run", "--rm", &tag, "cat", "/evil"]);
+        let _ = common::docker(&["rmi", &tag]);
+        assert!(
+            !common::text(&run.stdout).contains(SECRET),
+            "host file in the image"
+        );
+    } else {
+        let err = common::text(&out.stderr);
+        assert!(!err.contains(SECRET), "{err}");
+        assert!(
+            err.lines()
+                .last()
+                .unwrap_or("")
+                .starts_with("dbuild: error:"),
+            "{err}"
+        );
+    }
+}

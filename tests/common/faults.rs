@@ -104,6 +104,8 @@ pub fn assert_one_error(out: &Output, code: Option<i32>, wants: &[&str]) -> Stri
     for w in wants {
         assert!(errors[0].contains(w), "want {w:?} in {:?}", errors[0]);
     }
+    // Shown with --nocapture: the messages quoted in docs/errors.md.
+    eprintln!("fault message: {}", errors[0]);
     errors[0].to_owned()
 }
 
