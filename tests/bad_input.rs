@@ -22,8 +22,11 @@ struct Case {
     what: &'static str,
     /// Also covered by this test elsewhere (for the doc).
     see: &'static str,
-    setup: Box<dyn Fn(&Path, &Ctx) -> Run>,
+    setup: Setup,
 }
+
+/// Prepares a case in its directory and says how to run it.
+type Setup = Box<dyn Fn(&Path, &Ctx) -> Run>;
 
 struct Ctx {
     git: String,

@@ -372,3 +372,51 @@ fn engine_older_than_the_minimum_api() {
     );
     assert_one_error(&out, Some(1), &["outside what dbuild speaks"]);
 }
+
+#[test]
+fn connect_timeout_when_the_engine_never_accepts() {
+    // A real listener (python) with a backlog of 0 that never accepts; two connections fill
+    // its queue, so the kernel drops the next one's SYN and the connect hangs.
+    let mut server = Command::new("python3")
+        .args([
+            "-c",
+            "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(600)",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut port = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut port,
+    )
+    .unwrap();
+    let port: u16 = port.trim().parse().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port).into(),
+            Duration::from_secs(1),
+        ) {
+            fillers.push(s);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut settings = dbuild::engine::Settings::new(
+        dbuild::engine::Host::parse(&format!("tcp://127.0.0.1:{port}")).unwrap(),
+    );
+    settings.connect_timeout = Duration::from_secs(2);
+    let e = rt
+        .block_on(dbuild::engine::Engine::connect(settings))
+        .expect_err("an engine that never accepts");
+    let _ = server.kill();
+    let _ = server.wait();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("no connection after 2 s") && !msg.contains('\n'),
+        "{msg}"
+    );
+}
