@@ -424,6 +424,9 @@ impl Engine {
                     self.settings.host
                 ));
             }
+            if why.contains("closed before message completed") {
+                why.push_str(": the engine stopped, restarted or dropped the connection before answering; check that it runs and see its log");
+            }
             // With TLS 1.3 the engine's verdict on our certificate arrives only now.
             if self.settings.tls.is_some() && why.contains("alert") {
                 why.push_str(" (the engine refused this client's TLS certificate: check cert.pem and key.pem)");
