@@ -274,7 +274,8 @@ fn cases() -> Vec<Case> {
                 "FROM localbusybox:latest\nRUN exit 3\n",
             )
             .unwrap();
-            run(&["build", &s(&ctx), "--no-cache"])
+            // --force-rm: Docker keeps a failed step's container otherwise.
+            run(&["build", &s(&ctx), "--no-cache", "--force-rm"])
         }),
         // ---- references
         case("reference", "a tag with upper-case letters", "", |d, _| {

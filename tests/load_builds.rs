@@ -81,69 +81,75 @@ fn twenty_concurrent_and_two_hundred_sequential_builds() {
         .build()
         .unwrap();
     let prefix = common::unique("dbuild-load");
-    let mut tags = Vec::new();
-    let report = rt.block_on(async {
-        let engine = Engine::connect(Settings::from_env(None).unwrap())
-            .await
-            .expect("the test bed's engine");
-        let git = dbuild::git::Address::parse(&format!("{}/demo.git", bed.git)).unwrap();
+    let tags = std::sync::Mutex::new(Vec::new());
+    let push_tag = |t: String| tags.lock().unwrap().push(t);
+    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let engine = Engine::connect(Settings::from_env(None).unwrap())
+                .await
+                .expect("the test bed's engine");
+            let git = dbuild::git::Address::parse(&format!("{}/demo.git", bed.git)).unwrap();
 
-        // Warm-up: the first fetch and builds allocate lazily-built state (TLS roots, DNS,
-        // the runtime's pools); measure from after them.
-        for n in 0..5 {
-            let _ = dbuild::git::fetch(git.clone()).await.unwrap();
-            let tag = format!("{prefix}:warm{n}");
-            build(&engine, tree(), &tag, n).await;
-            tags.push(tag);
-        }
-        settle().await;
-        let (rss0, fds0) = (vm_rss_kib(), open_fds());
-
-        // 20 at once, each fetching the repository and building.
-        let started = std::time::Instant::now();
-        let mut jobs = tokio::task::JoinSet::new();
-        for n in 0..CONCURRENT {
-            let engine = engine.clone();
-            let git = git.clone();
-            let tag = format!("{prefix}:c{n}");
-            tags.push(tag.clone());
-            jobs.spawn(async move {
-                let checkout = dbuild::git::fetch(git).await.expect("fetch");
-                assert!(checkout.tree.get(b"Dockerfile").is_some());
-                build(&engine, tree(), &tag, n).await
-            });
-        }
-        let mut ids = std::collections::BTreeSet::new();
-        while let Some(r) = jobs.join_next().await {
-            ids.insert(r.expect("job"));
-        }
-        assert_eq!(ids.len(), CONCURRENT, "every build made its own image");
-        let concurrent = started.elapsed();
-
-        let started = std::time::Instant::now();
-        let mut rss_half = 0;
-        for n in 0..SEQUENTIAL {
-            let tag = format!("{prefix}:s{n}");
-            build(&engine, tree(), &tag, n).await;
-            tags.push(tag);
-            if n + 1 == SEQUENTIAL / 2 {
-                settle().await;
-                rss_half = vm_rss_kib();
+            // Warm-up: the first fetch and builds allocate lazily-built state (TLS roots, DNS,
+            // the runtime's pools); measure from after them.
+            for n in 0..5 {
+                let _ = dbuild::git::fetch(git.clone()).await.unwrap();
+                let tag = format!("{prefix}:warm{n}");
+                build(&engine, tree(), &tag, n).await;
+                push_tag(tag);
             }
-        }
-        let sequential = started.elapsed();
-        settle().await;
-        let (rss1, fds1) = (vm_rss_kib(), open_fds());
-        (rss0, fds0, rss_half, rss1, fds1, concurrent, sequential)
-    });
+            settle().await;
+            let (rss0, fds0) = (vm_rss_kib(), open_fds());
+
+            // 20 at once, each fetching the repository and building.
+            let started = std::time::Instant::now();
+            let mut jobs = tokio::task::JoinSet::new();
+            for n in 0..CONCURRENT {
+                let engine = engine.clone();
+                let git = git.clone();
+                let tag = format!("{prefix}:c{n}");
+                push_tag(tag.clone());
+                jobs.spawn(async move {
+                    let checkout = dbuild::git::fetch(git).await.expect("fetch");
+                    assert!(checkout.tree.get(b"Dockerfile").is_some());
+                    build(&engine, tree(), &tag, n).await
+                });
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            while let Some(r) = jobs.join_next().await {
+                ids.insert(r.expect("job"));
+            }
+            assert_eq!(ids.len(), CONCURRENT, "every build made its own image");
+            let concurrent = started.elapsed();
+
+            let started = std::time::Instant::now();
+            let mut rss_half = 0;
+            for n in 0..SEQUENTIAL {
+                let tag = format!("{prefix}:s{n}");
+                build(&engine, tree(), &tag, n).await;
+                push_tag(tag);
+                if n + 1 == SEQUENTIAL / 2 {
+                    settle().await;
+                    rss_half = vm_rss_kib();
+                }
+            }
+            let sequential = started.elapsed();
+            settle().await;
+            let (rss1, fds1) = (vm_rss_kib(), open_fds());
+            (rss0, fds0, rss_half, rss1, fds1, concurrent, sequential)
+        })
+    }));
     drop(rt);
+    let tags = tags.into_inner().unwrap_or_else(|p| p.into_inner());
     // Remove every image made here (the docker CLI is a test tool).
     for chunk in tags.chunks(50) {
         let mut args = vec!["rmi", "-f"];
         args.extend(chunk.iter().map(String::as_str));
         let _ = common::docker(&args);
     }
-    let (rss0, fds0, rss_half, rss1, fds1, concurrent, sequential) = report;
+    // Images are removed above even when a build failed.
+    let (rss0, fds0, rss_half, rss1, fds1, concurrent, sequential) =
+        report.unwrap_or_else(|p| std::panic::resume_unwind(p));
     eprintln!(
         "load: {CONCURRENT} concurrent jobs in {concurrent:?}, {SEQUENTIAL} sequential builds in {sequential:?}; VmRSS {rss0} -> {rss_half} (half-way through the sequential builds) -> {rss1} KiB; fds {fds0} -> {fds1}"
     );
