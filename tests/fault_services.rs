@@ -122,8 +122,10 @@ fn git_stream_cut_mid_fetch() {
     assert!(total > 200, "the fetch sent {total} bytes");
     drop(probe);
 
-    // In the ref advertisement, in the pack's header, in the middle, near the end.
-    for cut in [10, 150, total / 2, total - 5] {
+    // In the ref advertisement, in the pack's header, in the middle. (Not near the very end:
+    // once the pack and its checksum are in, losing only the trailing flush packet is not
+    // an error, and under load a reset-and-retry makes the probe's total differ.)
+    for cut in [10, 150, total / 2] {
         let proxy = FaultProxy::tcp(git_upstream(), "", Fault::CutAnswerAt(cut));
         let Addr::Tcp(h) = &proxy.listen else {
             unreachable!()
