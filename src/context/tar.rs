@@ -433,6 +433,35 @@ mod tests {
             .all(|c| c.len() <= CHUNK + 2 * BLOCK || c.as_ptr() == big.as_ptr()));
     }
 
+    /// Regression for the fuzzer's crash-30a3a067…: a 100-byte directory path holding a
+    /// newline. With its trailing '/' the name is 101 bytes, so it must travel as a PAX
+    /// `path` record whose length prefix covers the newline (readers that split PAX records
+    /// at '\n', like the `tar` crate, misread it; Go's archive/tar, which the engine uses,
+    /// follows the length).
+    #[test]
+    fn a_full_length_directory_name_with_a_newline_goes_to_pax() {
+        let mut path = vec![b'a'; 100];
+        path[50] = b'\n';
+        let tree = Tree::from_entries(
+            0,
+            vec![Entry {
+                path: path.clone(),
+                kind: Kind::Dir,
+            }],
+        )
+        .unwrap();
+        let bytes: Vec<u8> = TarBody::new(tree, TarOptions::default())
+            .flat_map(|c| c.to_vec())
+            .collect();
+        let mut name = path.clone();
+        name.push(b'/');
+        let record = pax_records(&[("path", name)]);
+        assert!(
+            bytes.windows(record.len()).any(|w| w == &record[..]),
+            "the PAX header holds the whole name with its '/'"
+        );
+    }
+
     #[test]
     fn sizes_of_8_gib_and_more_get_a_pax_size_record() {
         let kind = Kind::File {

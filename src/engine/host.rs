@@ -45,7 +45,7 @@ impl Host {
     /// Parses a `DOCKER_HOST`-style address.
     pub fn parse(s: &str) -> Result<Host, Error> {
         let bad = |why: &str| Error::Host {
-            host: s.to_owned(),
+            host: without_userinfo(s),
             why: why.to_owned(),
         };
         if let Some(path) = s.strip_prefix("unix://") {
@@ -185,11 +185,37 @@ impl Host {
 
     pub(crate) fn hint(&self, e: &std::io::Error) -> String {
         use std::io::ErrorKind::*;
+        use std::os::unix::fs::FileTypeExt;
+        if let Host::Unix(p) = self {
+            // A wrong path answers "connection refused" too; say what the path really is.
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_dir() => {
+                    return format!("{} is a directory, not the engine's socket: point -H or DOCKER_HOST at the socket, for example unix:///var/run/docker.sock", p.display())
+                }
+                Ok(m) if !m.file_type().is_socket() => {
+                    return format!("{} is not a socket: point -H or DOCKER_HOST at the engine's socket, for example unix:///var/run/docker.sock", p.display())
+                }
+                _ => {}
+            }
+        }
         match (self, e.kind()) {
             (Host::Unix(_), PermissionDenied) => "add your user to the 'docker' group or run as root".into(),
             (Host::Unix(_), NotFound) | (_, ConnectionRefused) => "is the Docker daemon running? start it (for example 'sudo systemctl start docker') or set DOCKER_HOST".into(),
             _ => "check DOCKER_HOST or -H".into(),
         }
+    }
+}
+
+/// `s` with any `user:password@` after the scheme replaced by `…@`, so an address given with
+/// a password (which dbuild refuses) is never echoed back in an error.
+fn without_userinfo(s: &str) -> String {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return s.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+        None => s.to_owned(),
     }
 }
 
@@ -320,6 +346,14 @@ async fn ssh_connect(host: &Host, options: &[String]) -> Result<Box<dyn Io>, Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_address_never_shows_its_password() {
+        let e = Host::parse("tcp://alice:hunter2@127.0.0.1:1").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("tcp://…@127.0.0.1:1"), "{e}");
+        assert_eq!(without_userinfo("unix:///a@b/sock"), "unix:///a@b/sock");
+    }
 
     #[test]
     fn parses_hosts() {

@@ -236,7 +236,8 @@ impl Engine {
                 Vec::new(),
                 http_body_util::Empty::<Bytes>::new(),
             )
-            .await?;
+            .await
+            .map_err(|e| not_an_engine(e, &engine.settings.host))?;
         let headers = resp.0;
         let theirs = headers
             .get("api-version")
@@ -362,9 +363,16 @@ impl Engine {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(|e| Error::Http(e.to_string()))?;
+        // Most connection errors surface through the response future; one that ends the
+        // connection before the request went out (a server that talks first) only says
+        // "canceled" there, so the connection's own error is kept for the message.
+        let conn_error: Arc<std::sync::Mutex<Option<(bool, String)>>> = Arc::default();
+        let slot = conn_error.clone();
         let guard = AbortOnDrop(tokio::spawn(async move {
-            // Errors surface through the response future; nothing to do here.
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((e.is_parse(), describe_hyper(&e)));
+            }
         }));
         let mut req = hyper::Request::builder()
             .method(method)
@@ -399,9 +407,43 @@ impl Engine {
                     }
                 }
             }
-        }
-        .map_err(|e| {
+        };
+        let resp = match resp {
+            Ok(r) => Ok(r),
+            Err(e) if e.is_canceled() => {
+                // Give the connection task a moment to record why it ended.
+                let mut cause = None;
+                for _ in 0..50 {
+                    cause = conn_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    if cause.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, cause))
+            }
+            Err(e) => Err((e, None)),
+        };
+        let resp = resp.map_err(|(e, cause)| {
             let mut why = describe_hyper(&e);
+            let parse = match cause {
+                Some((parse, c)) => {
+                    why = c;
+                    parse
+                }
+                None => e.is_parse(),
+            };
+            if parse || why.contains("unexpected message") {
+                // Bytes that are not an HTTP answer (perhaps sent before the request was
+                // even written): something else listens there.
+                return Error::Protocol(format!(
+                    "the server at {} does not answer in HTTP ({why}): it is not a Docker engine; check -H, DOCKER_HOST or the Docker context",
+                    self.settings.host
+                ));
+            }
+            if why.contains("closed before message completed") {
+                why.push_str(": the engine stopped, restarted or dropped the connection before answering; check that it runs and see its log");
+            }
             // With TLS 1.3 the engine's verdict on our certificate arrives only now.
             if self.settings.tls.is_some() && why.contains("alert") {
                 why.push_str(" (the engine refused this client's TLS certificate: check cert.pem and key.pem)");
@@ -454,7 +496,12 @@ impl Streaming {
             };
             match frame {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(Error::Http(describe_hyper(&e))),
+                Some(Err(e)) => {
+                    return Err(Error::Http(format!(
+                        "{}: the engine stopped, restarted or dropped the connection in the middle of its answer; check that it runs and see its log",
+                        describe_hyper(&e)
+                    )))
+                }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         return Ok(Some(data));
@@ -579,6 +626,27 @@ fn overall_timeout(d: Option<Duration>) -> Error {
         ),
         None => "the request did not finish within the overall timeout: raise the timeout or check the engine".into(),
     })
+}
+
+/// A refused `GET /_ping` means whatever listens is not a Docker engine (Docker and Podman
+/// answer it without authentication, even when busy); say so instead of quoting its 404 page.
+fn not_an_engine(e: Error, host: &Host) -> Error {
+    match e {
+        Error::Api { status, message } => {
+            let said: String = message
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect();
+            Error::Protocol(format!(
+                "the server at {host} answered GET /_ping with HTTP {status} ({said}): it is not a Docker engine; check -H, DOCKER_HOST or the Docker context"
+            ))
+        }
+        e => e,
+    }
 }
 
 /// Checks a pinned API version (`DOCKER_API_VERSION`) against dbuild's range and the engine's

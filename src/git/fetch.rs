@@ -116,10 +116,23 @@ impl<T: Transport, F: FnMut() -> Result<T, String>> Reconnecting<T, F> {
         let conn = match self.conn.take() {
             Some(c) => c,
             None => {
-                let mut c = (self.connect)()?;
-                let caps = handshake(&mut c)?;
-                self.capabilities.get_or_insert(caps);
-                c
+                // A busy server (git daemon listens with a backlog of 5) may reset a new
+                // connection before answering; nothing was exchanged yet, so try again.
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    let mut c = (self.connect)()?;
+                    match handshake(&mut c) {
+                        Ok(caps) => {
+                            self.capabilities.get_or_insert(caps);
+                            break c;
+                        }
+                        Err(e) if attempt < HANDSHAKE_ATTEMPTS && e.contains("reset by peer") => {
+                            std::thread::sleep(std::time::Duration::from_millis(100 << attempt));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
         };
         Ok(self.conn.insert(conn))
@@ -302,6 +315,9 @@ pub(crate) fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
         _ => format!("cannot connect to {host}:{port}: {e}"),
     })
 }
+
+/// How often a handshake reset by the server is tried before giving up.
+const HANDSHAKE_ATTEMPTS: u32 = 4;
 
 /// Performs the protocol v2 handshake and returns the server's capabilities.
 pub(crate) fn handshake<T: Transport>(conn: &mut T) -> Result<Capabilities, String> {

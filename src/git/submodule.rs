@@ -85,6 +85,17 @@ pub(crate) fn place(
             }));
         }
         let mut sub = addr.join(url).map_err(fail)?;
+        if sub.scheme() == super::Scheme::File && addr.scheme() != super::Scheme::File {
+            // A remote repository must not make dbuild read this machine's files into the
+            // context (git refuses the same: protocol.file.allow=user, CVE-2022-39253).
+            return Err(fail(Error::Fetch {
+                url: addr.redacted_url(),
+                why: format!(
+                    "its URL {:?} is a local path, which a remote repository may not use: dbuild reads local submodules only for a local superproject",
+                    sub.redacted_url()
+                ),
+            }));
+        }
         sub.reference = Some(commit.to_string());
         sub.subdir = None;
         let (_, subtree) = super::fetch_tree(&sub, depth + 1, warnings).map_err(fail)?;
