@@ -137,14 +137,20 @@ fn usage_errors_exit_2_with_one_line() {
         &["push"],
     ] {
         let out = dbuild(args, &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("dbuild: error: "), "{err}");
     }
+    let out = dbuild(&["build", ".", "--memory", "12q"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(
+        (out.status.code(), err.lines().count()),
+        (Some(2), 1),
+        "{err}"
+    );
+    assert!(err.contains("12q") && err.contains("--memory"), "{err}");
     // dbuild's own checks, before any network use.
     for (args, want) in [
         (
