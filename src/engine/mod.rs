@@ -707,22 +707,19 @@ fn error_message(body: &[u8]) -> String {
 
 /// Percent-encodes an image name for a path segment, keeping `/` and `:` as the CLI does.
 pub(crate) fn path_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_escape(s, b"-._~/:@")
 }
 
 /// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
 pub(crate) fn query_escape(s: &str) -> String {
+    percent_escape(s, b"-._~")
+}
+
+/// `%XX` for every byte that is neither alphanumeric nor in `keep`.
+fn percent_escape(s: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

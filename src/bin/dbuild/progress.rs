@@ -5,6 +5,7 @@
 //! handling for one screen. `render.rs` uses them in `--progress=tty` mode and prints plain
 //! lines otherwise. `NO_COLOR` turns the colouring of finished layers off; the bars have none.
 
+use crate::render::size;
 use std::io::Write;
 
 use dbuild::engine::Message;
@@ -93,22 +94,6 @@ impl Progress {
         let room = self.width.saturating_sub(head_len + 1);
         let bar: String = bar.chars().take(room).collect();
         format!("{id}: {shown}{bar}")
-    }
-}
-
-/// A byte count as the Docker CLI shows it (decimal units).
-fn size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
     }
 }
 
