@@ -54,26 +54,28 @@ fn builds_a_subdirectory_given_by_the_fragment() {
     docker(&["rmi", "-f", &tag]);
 }
 
+/// `dbuild build demo.git -t NAME --push` as alice, with `password` on stdin.
+fn build_and_push(bed: &Bed, name: &str, password: &str) -> std::process::Output {
+    let url = format!("{}/demo.git", bed.git);
+    let args = [
+        "build",
+        &url,
+        "-t",
+        name,
+        "--push",
+        "--username",
+        &bed.user,
+        "--password-stdin",
+    ];
+    dbuild(&args, Some(password), &[], None)
+}
+
 #[test]
 fn pushes_with_correct_credentials_and_the_registry_has_the_printed_digest() {
     let bed = bed();
     let tag = unique("v");
     let name = format!("{}/e2e-push:{tag}", bed.registry);
-    let out = dbuild(
-        &[
-            "build",
-            &format!("{}/demo.git", bed.git),
-            "-t",
-            &name,
-            "--push",
-            "--username",
-            &bed.user,
-            "--password-stdin",
-        ],
-        Some(&format!("{}\n", bed.password)),
-        &[],
-        None,
-    );
+    let out = build_and_push(&bed, &name, &format!("{}\n", bed.password));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "stderr: {stderr}");
     let line = stdout
@@ -91,21 +93,7 @@ fn push_with_a_wrong_password_fails_with_unauthorized_and_never_shows_it() {
     let bed = bed();
     let name = format!("{}/e2e-denied:{}", bed.registry, unique("v"));
     let wrong = "Wr0ng-Pa55word-e2e-QZX";
-    let out = dbuild(
-        &[
-            "build",
-            &format!("{}/demo.git", bed.git),
-            "-t",
-            &name,
-            "--push",
-            "--username",
-            &bed.user,
-            "--password-stdin",
-        ],
-        Some(wrong),
-        &[],
-        None,
-    );
+    let out = build_and_push(&bed, &name, wrong);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     let last = stderr.lines().last().unwrap_or_default();
