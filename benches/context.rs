@@ -123,7 +123,7 @@ fn dbuild_context(repo: &Path, gzip: Option<u32>) -> (Tree, u64) {
 
 fn tar_only(tree: &Tree, gzip: Option<u32>) -> ((), u64) {
     let n = TarBody::new(tree.clone(), TarOptions { gzip_level: gzip })
-        .map(|c| c.len() as u64)
+        .map(|c| c.unwrap().len() as u64)
         .sum();
     ((), n)
 }
@@ -132,7 +132,7 @@ fn memcpy(tree: &Tree) -> ((), u64) {
     let mut out = Vec::with_capacity(tree.content_size() as usize);
     for e in tree.entries() {
         if let Kind::File { data, .. } = &e.kind {
-            out.extend_from_slice(data);
+            out.extend_from_slice(&data.load().unwrap());
         }
     }
     std::hint::black_box(&out);

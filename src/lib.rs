@@ -72,9 +72,9 @@
 //!
 //! let tree = Tree::from_entries(0, vec![Entry {
 //!     path: b"Dockerfile".to_vec(),
-//!     kind: Kind::File { data: Bytes::from_static(b"FROM scratch\n"), executable: false },
+//!     kind: Kind::File { data: Bytes::from_static(b"FROM scratch\n").into(), executable: false },
 //! }])?;
-//! let tar: Vec<u8> = TarBody::new(tree, TarOptions::default()).flat_map(|c| c.to_vec()).collect();
+//! let tar: Vec<u8> = TarBody::new(tree, TarOptions::default()).into_vec().unwrap();
 //! assert_eq!(tar.len(), 512 + 512 + 1024); // header, padded contents, end-of-archive blocks
 //! # Ok::<(), dbuild::context::Error>(())
 //! ```

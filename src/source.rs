@@ -154,7 +154,7 @@ pub fn read_dir_tree(root: &Path) -> Result<Tree, Error> {
                 let executable =
                     std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o100 != 0;
                 Kind::File {
-                    data: Bytes::from(data),
+                    data: Bytes::from(data).into(),
                     executable,
                 }
             } else {
@@ -218,7 +218,7 @@ pub fn read_tar_tree(input: impl std::io::Read) -> Result<Tree, Error> {
                 let mut data = Vec::with_capacity(item.size() as usize);
                 std::io::Read::read_to_end(&mut item, &mut data).map_err(|e| err(e.to_string()))?;
                 Kind::File {
-                    data: Bytes::from(data),
+                    data: Bytes::from(data).into(),
                     executable: mode & 0o100 != 0,
                 }
             }
@@ -264,7 +264,7 @@ mod tests {
                 Entry {
                     path: b"d/x.sh".to_vec(),
                     kind: Kind::File {
-                        data: Bytes::from_static(b"echo"),
+                        data: Bytes::from_static(b"echo").into(),
                         executable: true,
                     },
                 },
@@ -278,8 +278,8 @@ mod tests {
         )
         .unwrap();
         let tar: Vec<u8> = TarBody::new(tree.clone(), TarOptions::default())
-            .flat_map(|b| b.to_vec())
-            .collect();
+            .into_vec()
+            .unwrap();
         assert_eq!(read_tar_tree(&tar[..]).unwrap(), tree);
         let gz: Vec<u8> = TarBody::new(
             tree.clone(),
@@ -287,8 +287,8 @@ mod tests {
                 gzip_level: Some(1),
             },
         )
-        .flat_map(|b| b.to_vec())
-        .collect();
+        .into_vec()
+        .unwrap();
         assert_eq!(read_tar_tree(&gz[..]).unwrap(), tree);
     }
 

@@ -41,7 +41,7 @@ fn tree(case: &Value) -> Tree {
         } else if let Some(dir) = spec.strip_suffix('/') {
             (dir.to_owned(), Kind::Dir)
         } else {
-            let data = Bytes::from(spec.clone().into_bytes());
+            let data = Bytes::from(spec.clone().into_bytes()).into();
             let executable = false;
             (spec, Kind::File { data, executable })
         };
@@ -54,7 +54,7 @@ fn tree(case: &Value) -> Tree {
         entries.push(Entry {
             path: b".dockerignore".to_vec(),
             kind: Kind::File {
-                data: Bytes::from(text.as_bytes().to_vec()),
+                data: Bytes::from(text.as_bytes().to_vec()).into(),
                 executable: false,
             },
         });

@@ -44,7 +44,7 @@ fn context(files: &[(&str, &str)]) -> TarBody {
         .map(|(p, c)| Entry {
             path: p.as_bytes().to_vec(),
             kind: Kind::File {
-                data: Bytes::from(c.to_string()),
+                data: Bytes::from(c.to_string()).into(),
                 executable: false,
             },
         })

@@ -33,7 +33,8 @@ async fn both_engines_push_and_report_the_registrys_digest() {
                 kind: Kind::File {
                     data: Bytes::from(format!(
                         "FROM localbusybox:latest\nLABEL pushed-by={name}-{tag}\n"
-                    )),
+                    ))
+                    .into(),
                     executable: false,
                 },
             }],

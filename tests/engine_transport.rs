@@ -163,7 +163,8 @@ fn context() -> TarBody {
                 "FROM {}\nLABEL via=transport\n",
                 std::env::var("DBUILD_TEST_BASE_IMAGE")
                     .unwrap_or_else(|_| "localbusybox:latest".into())
-            )),
+            ))
+            .into(),
             executable: false,
         },
     }];

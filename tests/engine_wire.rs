@@ -23,7 +23,7 @@ fn tree() -> Tree {
         vec![Entry {
             path: b"Dockerfile".to_vec(),
             kind: Kind::File {
-                data: Bytes::from_static(b"FROM scratch\n"),
+                data: Bytes::from_static(b"FROM scratch\n").into(),
                 executable: false,
             },
         }],
@@ -149,8 +149,8 @@ async fn recording_fake_engine_sees_the_query_headers_and_chunked_tar() {
     );
     assert!(lower.contains("\r\nx-registry-config: eyj9\r\n"), "{head}");
     let expected: Vec<u8> = TarBody::new(tree(), TarOptions::default())
-        .flat_map(|c| c.to_vec())
-        .collect();
+        .into_vec()
+        .unwrap();
     assert_eq!(body, expected, "the body is the tar, byte for byte");
     remove_socket_dir(&engine);
 }

@@ -224,13 +224,13 @@ fn err(addr: &str) -> String {
     msg
 }
 
-fn file<'a>(t: &'a Tree, path: &[u8]) -> (&'a [u8], bool) {
+fn file(t: &Tree, path: &[u8]) -> (bytes::Bytes, bool) {
     match &t
         .get(path)
         .unwrap_or_else(|| panic!("{:?} missing", String::from_utf8_lossy(path)))
         .kind
     {
-        Kind::File { data, executable } => (data, *executable),
+        Kind::File { data, executable } => (data.load().unwrap(), *executable),
         other => panic!("{:?} is {other:?}", String::from_utf8_lossy(path)),
     }
 }
@@ -266,11 +266,23 @@ fn assert_main_tip(t: &Tree) {
             "sub/inner/x",
         ]
     );
-    assert_eq!(file(t, b"run.sh"), (&b"#!/bin/sh\necho hi\n"[..], true));
-    assert_eq!(file(t, b"data.txt"), (&b"some data\n"[..], false));
-    assert_eq!(file(t, b"empty"), (&b""[..], false));
-    assert_eq!(file(t, b"a/b/c/deep.txt"), (&b"deep\n"[..], false));
-    assert_eq!(file(t, b"caf\xe9.txt"), (&b"latin-1 name\n"[..], false));
+    assert_eq!(
+        file(t, b"run.sh"),
+        (bytes::Bytes::from_static(b"#!/bin/sh\necho hi\n"), true)
+    );
+    assert_eq!(
+        file(t, b"data.txt"),
+        (bytes::Bytes::from_static(b"some data\n"), false)
+    );
+    assert_eq!(file(t, b"empty"), (bytes::Bytes::from_static(b""), false));
+    assert_eq!(
+        file(t, b"a/b/c/deep.txt"),
+        (bytes::Bytes::from_static(b"deep\n"), false)
+    );
+    assert_eq!(
+        file(t, b"caf\xe9.txt"),
+        (bytes::Bytes::from_static(b"latin-1 name\n"), false)
+    );
     assert!(file(t, b"big.txt")
         .0
         .ends_with(b"line 19999\none more line\n"));
@@ -299,7 +311,7 @@ fn default_branch_is_remote_head_not_master() {
     // HEAD -> develop, while a master branch exists.
     let c = fetch(&d.url("dev")).unwrap();
     assert_eq!(c.commit, f.dev_tip);
-    assert_eq!(file(&c.tree, b"which").0, b"develop\n");
+    assert_eq!(file(&c.tree, b"which").0, &b"develop\n"[..]);
     assert_eq!(c.tree.mtime, T2);
 }
 
@@ -364,7 +376,10 @@ fn subdirectories() {
     let (_f, d) = setup();
     let c = fetch(&format!("{}#main:sub", d.url("main"))).unwrap();
     assert_eq!(paths(&c.tree), ["Dockerfile", "inner", "inner/x"]);
-    assert_eq!(file(&c.tree, b"inner/x"), (&b"x\n"[..], true));
+    assert_eq!(
+        file(&c.tree, b"inner/x"),
+        (bytes::Bytes::from_static(b"x\n"), true)
+    );
     assert_eq!(c.tree.mtime, T2);
     let c = fetch(&format!("{}#:a/b/", d.url("main"))).unwrap();
     assert_eq!(paths(&c.tree), ["c", "c/deep.txt"]);

@@ -74,13 +74,13 @@ fn err(addr: &str, secret: &str) -> String {
     msg
 }
 
-fn data<'a>(t: &'a Tree, path: &str) -> &'a [u8] {
+fn data(t: &Tree, path: &str) -> bytes::Bytes {
     match &t
         .get(path.as_bytes())
         .unwrap_or_else(|| panic!("{path} missing"))
         .kind
     {
-        Kind::File { data, .. } => data,
+        Kind::File { data, .. } => data.load().unwrap(),
         other => panic!("{path} is {other:?}"),
     }
 }
@@ -97,7 +97,7 @@ fn anonymous_http_default_branch_tag_and_subdir() {
     let base = http();
     let c = fetch(&format!("{base}/demo.git"));
     assert_eq!(c.commit, DEMO_MAIN);
-    assert_eq!(data(&c.tree, "data.txt"), b"demo data main\n");
+    assert_eq!(data(&c.tree, "data.txt"), &b"demo data main\n"[..]);
     assert!(matches!(
         c.tree.get(b"hello.sh").unwrap().kind,
         Kind::File {
@@ -113,7 +113,7 @@ fn anonymous_http_default_branch_tag_and_subdir() {
     assert_eq!(c.commit, DEMO_V1);
     assert_eq!(paths(&c.tree), ["deeper", "deeper/deep.txt", "nested.txt"]);
     let c = fetch(&format!("{base}/demo.git#{DEMO_V1}"));
-    assert_eq!(data(&c.tree, "data.txt"), b"demo data v1\n");
+    assert_eq!(data(&c.tree, "data.txt"), &b"demo data v1\n"[..]);
     let c = fetch(&format!("{base}/demo.git#refs/heads/main"));
     assert_eq!(c.commit, DEMO_MAIN);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -269,6 +269,7 @@ fn assert_same_as_checkout(tree: &Tree, dir: &Path) {
                 let exec = md.permissions().mode() & 0o100 != 0;
                 match tree.get(rel.as_bytes()).map(|e| &e.kind) {
                     Some(Kind::File { data, executable }) => {
+                        let data = &data.load().unwrap();
                         assert_eq!(
                             String::from_utf8_lossy(data),
                             String::from_utf8_lossy(&want),
@@ -306,7 +307,7 @@ fn gitattributes_conversions_match_git_clone() {
     let c = fetch(&format!("{base}/attrs.git"));
     assert_same_as_checkout(&c.tree, &clone);
     // The fixture really converts something, so equality is not trivial.
-    assert_eq!(data(&c.tree, "crlf.txt"), b"line one\r\nline two\r\n");
+    assert_eq!(data(&c.tree, "crlf.txt"), &b"line one\r\nline two\r\n"[..]);
     assert!(data(&c.tree, "ident.c").starts_with(b"/* $Id: "));
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     assert!(
@@ -321,7 +322,7 @@ fn gitattributes_conversions_match_git_clone() {
     );
     // A subdirectory is cut after conversion: the root .gitattributes still applies.
     let c = fetch(&format!("{base}/attrs.git#:auto"));
-    assert_eq!(data(&c.tree, "text.md"), b"auto text\r\nconverted\r\n");
+    assert_eq!(data(&c.tree, "text.md"), &b"auto text\r\nconverted\r\n"[..]);
 }
 
 #[test]
@@ -349,7 +350,7 @@ fn submodules_are_fetched_by_commit_over_every_transport() {
             "{url}"
         );
         // The pinned commit ("dep v1") is not subdep's branch tip ("dep v2").
-        assert_eq!(data(&c.tree, "lib/dep/dep.txt"), b"dep v1\n", "{url}");
+        assert_eq!(data(&c.tree, "lib/dep/dep.txt"), &b"dep v1\n"[..], "{url}");
     }
     // The submodule's tree, like git's checkout of it.
     let dir = tempfile::tempdir().unwrap();
@@ -470,7 +471,7 @@ fn a_commit_the_server_refuses_by_id_is_found_by_deepening() {
     let (port, refused) = fake_refusing_proxy(&base, vec![tip.clone()]);
     let c = fetch(&format!("http://127.0.0.1:{port}/subdep.git#{first}"));
     assert_eq!(c.commit, first);
-    assert_eq!(data(&c.tree, "dep.txt"), b"dep v1\n");
+    assert_eq!(data(&c.tree, "dep.txt"), &b"dep v1\n"[..]);
     assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     let missing = "0123456789012345678901234567890123456789";

@@ -43,7 +43,8 @@ fn tree() -> Tree {
             kind: Kind::File {
                 data: Bytes::from_static(
                     b"FROM localbusybox:latest\nARG N\nLABEL dbuild.load.n=$N\n",
-                ),
+                )
+                .into(),
                 executable: false,
             },
         }],

@@ -13,10 +13,10 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &[][..]),
     };
     let Ok(ignore) = DockerIgnore::parse(text) else { return };
-    let mut entries = vec![Entry { path: b"Dockerfile".to_vec(), kind: Kind::File { data: Bytes::new(), executable: false } }];
+    let mut entries = vec![Entry { path: b"Dockerfile".to_vec(), kind: Kind::File { data: Bytes::new().into(), executable: false } }];
     for p in head.split(|b| *b == b'|') {
         let _ = ignore.matches(p);
-        entries.push(Entry { path: p.to_vec(), kind: Kind::File { data: Bytes::new(), executable: false } });
+        entries.push(Entry { path: p.to_vec(), kind: Kind::File { data: Bytes::new().into(), executable: false } });
     }
     let Ok(tree) = Tree::from_entries(0, entries) else { return };
     if let Ok(out) = ignore.filter(tree.clone(), "Dockerfile") {

@@ -18,7 +18,7 @@ fn tree(data: &[u8]) -> Option<Tree> {
         let kind = match k % 4 {
             0 => Kind::Dir,
             1 => Kind::Symlink { target: body.to_vec() },
-            n => Kind::File { data: Bytes::copy_from_slice(&body.repeat(if k > 250 { 40 } else { 1 })), executable: n == 3 },
+            n => Kind::File { data: Bytes::copy_from_slice(&body.repeat(if k > 250 { 40 } else { 1 })).into(), executable: n == 3 },
         };
         entries.push(Entry { path: path.to_vec(), kind });
     }
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     }) {
         return;
     }
-    let bytes: Vec<u8> = TarBody::new(t.clone(), TarOptions::default()).flat_map(|b| b.to_vec()).collect();
+    let bytes: Vec<u8> = TarBody::new(t.clone(), TarOptions::default()).into_vec().unwrap();
     let mut ar = tar::Archive::new(&bytes[..]);
     let mut n = 0;
     for (e, want) in ar.entries().unwrap().zip(t.entries()) {

@@ -184,7 +184,7 @@ fn find_dockerignore(tree: &Tree) -> Result<Option<bytes::Bytes>, Error> {
     for _ in 0..40 {
         match tree.get(&path).map(|e| &e.kind) {
             None => return Ok(None),
-            Some(Kind::File { data, .. }) => return Ok(Some(data.clone())),
+            Some(Kind::File { data, .. }) => return Ok(Some(data.load()?)),
             Some(Kind::Dir) => {
                 return Err(Error::Ignore(
                     "cannot read .dockerignore: it is a directory".into(),

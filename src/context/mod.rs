@@ -8,7 +8,8 @@ mod tar;
 mod tree;
 
 pub use self::tar::{TarBody, TarOptions};
-pub use self::tree::{Entry, Kind, Tree};
+pub(crate) use self::tree::Load;
+pub use self::tree::{Contents, Entry, Kind, Tree};
 
 /// Errors while assembling a build context.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,10 @@ pub enum Error {
     /// A `.dockerignore` the docker CLI would refuse, or one that would exclude the Dockerfile.
     #[error("invalid .dockerignore: {0}")]
     Ignore(String),
+    /// A file's contents could not be produced (a fetched object that no longer inflates: memory
+    /// corruption or a bug, never a remote's doing, as every object is checked when it arrives).
+    #[error("reading a file of the build context failed: {0}")]
+    Contents(String),
 }
 
 /// Makes a loaded tree into the context `docker build` would send: applies `.dockerignore`

@@ -4,7 +4,9 @@
 //! would force every file's bytes through a copy. Here headers and padding are small buffers,
 //! file contents are the tree's own [`Bytes`] handed on by reference count, and the stream is
 //! produced one chunk at a time as the socket takes it, so memory for the stream itself stays
-//! O(one chunk) whatever the size of the context.
+//! O(one chunk) whatever the size of the context. Contents that are not in memory yet (blobs of
+//! a fetched pack, see [`Contents`](super::Contents)) are loaded when the stream reaches them and
+//! dropped once sent, so a checkout never needs its whole decompressed tree at once.
 //!
 //! Determinism: entries in path order, every mtime the tree's `mtime`, uid/gid 0, no user or
 //! group names, modes 0644/0755 (files), 0755 (directories), 0777 (symlinks). Paths or link
@@ -21,6 +23,7 @@ use http_body::{Frame, SizeHint};
 use tar::{EntryType, Header};
 
 use super::tree::{Kind, Tree};
+use super::Error;
 
 const BLOCK: usize = 512;
 /// Small pieces are coalesced into chunks of about this size; larger file contents are passed
@@ -48,6 +51,8 @@ struct TarChunks {
     /// Small pieces being coalesced.
     buf: BytesMut,
     done: bool,
+    /// Set when a file's contents could not be loaded; the stream ends with it.
+    error: Option<Error>,
 }
 
 impl TarChunks {
@@ -58,6 +63,7 @@ impl TarChunks {
             ready: VecDeque::new(),
             buf: BytesMut::new(),
             done: false,
+            error: None,
         }
     }
 
@@ -76,10 +82,18 @@ impl TarChunks {
             return;
         };
         self.next_entry += 1;
-        let size = match &entry.kind {
-            Kind::File { data, .. } => data.len() as u64,
-            _ => 0,
+        let contents = match &entry.kind {
+            Kind::File { data, .. } => match data.load() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.error = Some(e);
+                    self.done = true;
+                    return;
+                }
+            },
+            _ => None,
         };
+        let size = contents.as_ref().map_or(0, |b| b.len() as u64);
         write_headers(
             &mut self.buf,
             &entry.path,
@@ -87,13 +101,12 @@ impl TarChunks {
             size,
             self.tree.mtime,
         );
-        if let Kind::File { data, .. } = &entry.kind {
+        if let Some(data) = contents {
             if data.len() >= ZERO_COPY_MIN {
-                let data = data.clone();
                 self.flush_buf();
                 self.ready.push_back(data);
             } else {
-                self.buf.extend_from_slice(data);
+                self.buf.extend_from_slice(&data);
             }
             pad(&mut self.buf, size);
         }
@@ -173,12 +186,17 @@ fn pad(out: &mut BytesMut, len: u64) {
 }
 
 impl Iterator for TarChunks {
-    type Item = Bytes;
+    type Item = Result<Bytes, Error>;
 
-    fn next(&mut self) -> Option<Bytes> {
+    fn next(&mut self) -> Option<Result<Bytes, Error>> {
         loop {
+            if let Some(e) = self.error.take() {
+                // Nothing after a failed entry: a tar missing a file must not look complete.
+                self.ready.clear();
+                return Some(Err(e));
+            }
             if let Some(b) = self.ready.pop_front() {
-                return Some(b);
+                return Some(Ok(b));
             }
             if self.done {
                 return None;
@@ -206,9 +224,10 @@ fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
 
 /// The build context as a stream of chunks: a plain or gzipped tar of a [`Tree`].
 ///
-/// It is an [`Iterator`] of [`Bytes`] (for writing to a file or stdout) and an
-/// [`http_body::Body`] (for the HTTP request). It has no known length, so hyper sends it with
-/// chunked transfer encoding.
+/// It is an [`Iterator`] of [`Bytes`] chunks (for writing to a file or stdout, see
+/// [`TarBody::write_to`]) and an [`http_body::Body`] (for the HTTP request). It has no known
+/// length, so hyper sends it with chunked transfer encoding. A chunk is an error only when a
+/// file's contents cannot be loaded; the stream ends there.
 pub struct TarBody {
     chunks: TarChunks,
     gzip: Option<GzEncoder<Vec<u8>>>,
@@ -230,6 +249,28 @@ impl TarBody {
     }
 }
 
+impl TarBody {
+    /// Writes the whole stream to `out` and returns the number of bytes written.
+    pub fn write_to(self, mut out: impl Write) -> std::io::Result<u64> {
+        let mut n = 0;
+        for chunk in self {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            out.write_all(&chunk)?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
+    /// The whole stream in one buffer (for tests and small contexts).
+    pub fn into_vec(self) -> Result<Vec<u8>, Error> {
+        let mut v = Vec::new();
+        for chunk in self {
+            v.extend_from_slice(&chunk?);
+        }
+        Ok(v)
+    }
+}
+
 impl std::fmt::Debug for TarBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TarBody")
@@ -240,25 +281,29 @@ impl std::fmt::Debug for TarBody {
 }
 
 impl Iterator for TarBody {
-    type Item = Bytes;
+    type Item = Result<Bytes, Error>;
 
-    fn next(&mut self) -> Option<Bytes> {
+    fn next(&mut self) -> Option<Result<Bytes, Error>> {
         let Some(gz) = self.gzip.as_mut() else {
             return self.chunks.next();
         };
         loop {
             match self.chunks.next() {
-                Some(chunk) => {
+                Some(Ok(chunk)) => {
                     // Writing into a Vec cannot fail.
                     let _ = gz.write_all(&chunk);
                     if gz.get_ref().len() >= CHUNK {
-                        return Some(Bytes::from(std::mem::take(gz.get_mut())));
+                        return Some(Ok(Bytes::from(std::mem::take(gz.get_mut()))));
                     }
+                }
+                Some(Err(e)) => {
+                    self.gzip = None;
+                    return Some(Err(e));
                 }
                 None => {
                     let gz = self.gzip.take()?;
                     let out = gz.finish().unwrap_or_default();
-                    return (!out.is_empty()).then(|| Bytes::from(out));
+                    return (!out.is_empty()).then(|| Ok(Bytes::from(out)));
                 }
             }
         }
@@ -267,14 +312,15 @@ impl Iterator for TarBody {
 
 impl http_body::Body for TarBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        // Each chunk is cheap to produce from memory, so it is made on demand, when hyper asks.
-        Poll::Ready(self.get_mut().next().map(|b| Ok(Frame::data(b))))
+        // Each chunk is cheap to produce from memory (at worst one file inflated), so it is
+        // made on demand, when hyper asks.
+        Poll::Ready(self.get_mut().next().map(|b| b.map(Frame::data)))
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -299,28 +345,28 @@ mod tests {
                 Entry {
                     path: long.into_bytes(),
                     kind: Kind::File {
-                        data: Bytes::from_static(b"long"),
+                        data: b"long"[..].into(),
                         executable: false,
                     },
                 },
                 Entry {
                     path: b"run.sh".to_vec(),
                     kind: Kind::File {
-                        data: Bytes::from_static(b"#!/bin/sh\n"),
+                        data: b"#!/bin/sh\n"[..].into(),
                         executable: true,
                     },
                 },
                 Entry {
                     path: b"big".to_vec(),
                     kind: Kind::File {
-                        data: Bytes::from(vec![7u8; 100_000]),
+                        data: vec![7u8; 100_000].into(),
                         executable: false,
                     },
                 },
                 Entry {
                     path: b"empty".to_vec(),
                     kind: Kind::File {
-                        data: Bytes::new(),
+                        data: Bytes::new().into(),
                         executable: false,
                     },
                 },
@@ -339,7 +385,7 @@ mod tests {
                 Entry {
                     path: b"caf\xe9".to_vec(),
                     kind: Kind::File {
-                        data: Bytes::from_static(b"latin1 name"),
+                        data: b"latin1 name"[..].into(),
                         executable: false,
                     },
                 },
@@ -349,7 +395,7 @@ mod tests {
     }
 
     fn collect(body: TarBody) -> Vec<u8> {
-        body.flat_map(|b| b.to_vec()).collect()
+        body.into_vec().unwrap()
     }
 
     #[test]
@@ -421,10 +467,12 @@ mod tests {
     fn large_contents_are_not_copied() {
         let t = tree();
         let big = match &t.get(b"big").unwrap().kind {
-            Kind::File { data, .. } => data.clone(),
+            Kind::File { data, .. } => data.load().unwrap(),
             _ => unreachable!(),
         };
-        let chunks: Vec<Bytes> = TarBody::new(t, TarOptions::default()).collect();
+        let chunks: Vec<Bytes> = TarBody::new(t, TarOptions::default())
+            .map(Result::unwrap)
+            .collect();
         assert!(chunks
             .iter()
             .any(|c| c.as_ptr() == big.as_ptr() && c.len() == big.len()));
@@ -450,9 +498,9 @@ mod tests {
             }],
         )
         .unwrap();
-        let bytes: Vec<u8> = TarBody::new(tree, TarOptions::default())
-            .flat_map(|c| c.to_vec())
-            .collect();
+        let bytes = TarBody::new(tree, TarOptions::default())
+            .into_vec()
+            .unwrap();
         let mut name = path.clone();
         name.push(b'/');
         let record = pax_records(&[("path", name)]);
@@ -465,7 +513,7 @@ mod tests {
     #[test]
     fn sizes_of_8_gib_and_more_get_a_pax_size_record() {
         let kind = Kind::File {
-            data: Bytes::new(),
+            data: Bytes::new().into(),
             executable: false,
         };
         let size = 9 * (1u64 << 30);
@@ -489,6 +537,70 @@ mod tests {
         let mut small = BytesMut::new();
         write_headers(&mut small, b"f", &kind, USTAR_MAX_SIZE, 0);
         assert_eq!(small.len(), BLOCK, "no PAX header below 8 GiB");
+    }
+
+    /// A source of lazy contents: `key` 0 loads, 1 fails, 2 gives the wrong length.
+    struct Source;
+    impl crate::context::Load for Source {
+        fn load(&self, key: usize) -> Result<Bytes, String> {
+            match key {
+                0 => Ok(Bytes::from(vec![5u8; 20_000])),
+                1 => Err("corrupt".into()),
+                _ => Ok(Bytes::from_static(b"short")),
+            }
+        }
+    }
+
+    fn lazy_tree(key: usize) -> Tree {
+        let source: std::sync::Arc<dyn crate::context::Load> = std::sync::Arc::new(Source);
+        let file = |p: &str, data| Entry {
+            path: p.into(),
+            kind: Kind::File {
+                data,
+                executable: false,
+            },
+        };
+        Tree::from_entries(
+            0,
+            vec![
+                file("a", b"first"[..].into()),
+                file("b", crate::context::Contents::lazy(20_000, source, key)),
+                file("c", b"last"[..].into()),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn lazy_contents_are_loaded_when_the_stream_reaches_them() {
+        let bytes = collect(TarBody::new(lazy_tree(0), TarOptions::default()));
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let sizes: Vec<u64> = ar.entries().unwrap().map(|e| e.unwrap().size()).collect();
+        assert_eq!(sizes, [5, 20_000, 4]);
+    }
+
+    #[test]
+    fn a_failing_load_ends_the_stream_with_an_error_and_nothing_after_it() {
+        for key in [1, 2] {
+            for gzip_level in [None, Some(1)] {
+                let chunks: Vec<_> =
+                    TarBody::new(lazy_tree(key), TarOptions { gzip_level }).collect();
+                let last = chunks.last().unwrap();
+                let e = last.as_ref().unwrap_err().to_string();
+                assert!(
+                    e.contains(if key == 1 {
+                        "corrupt"
+                    } else {
+                        "instead of 20000"
+                    }),
+                    "{e}"
+                );
+                assert!(chunks[..chunks.len() - 1].iter().all(|c| c.is_ok()));
+                assert!(TarBody::new(lazy_tree(key), TarOptions::default())
+                    .into_vec()
+                    .is_err());
+            }
+        }
     }
 
     #[test]

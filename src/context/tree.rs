@@ -1,11 +1,133 @@
 //! The in-memory tree that every source produces and the tar writer consumes.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::Error;
 
-/// What a tree entry is. File contents are shared [`Bytes`], so handing them to the HTTP body
-/// never copies them.
+/// Something that produces file contents on demand: a fetched pack, whose blobs stay
+/// compressed until the tar stream reaches them (so a checkout never holds the whole
+/// decompressed tree at once).
+pub(crate) trait Load: Send + Sync {
+    /// The bytes of the object `key` names. Must be exactly the length it was created with.
+    fn load(&self, key: usize) -> Result<Bytes, String>;
+}
+
+/// A file's contents: bytes in memory, or bytes produced on demand when they are needed.
+///
+/// Sources that read a whole file anyway (a local directory, a tar on stdin, your own code) hold
+/// [`Bytes`]; a git fetch keeps blobs compressed in the pack and inflates each one when the tar
+/// stream reaches it. Either way the length is known up front, as a tar header needs it.
+/// Equality compares the bytes (loading them if needed).
+#[derive(Clone)]
+pub struct Contents(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Bytes(Bytes),
+    Lazy {
+        len: u64,
+        source: Arc<dyn Load>,
+        key: usize,
+    },
+}
+
+impl Contents {
+    /// Contents produced by `source.load(key)`, `len` bytes long.
+    pub(crate) fn lazy(len: u64, source: Arc<dyn Load>, key: usize) -> Self {
+        Contents(Repr::Lazy { len, source, key })
+    }
+
+    /// Length in bytes, known without loading.
+    pub fn len(&self) -> u64 {
+        match &self.0 {
+            Repr::Bytes(b) => b.len() as u64,
+            Repr::Lazy { len, .. } => *len,
+        }
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, loading them if they are not in memory (the result is not kept: call it once
+    /// per use). Fails only if the source's data is corrupt in memory, or does not produce the
+    /// promised length.
+    pub fn load(&self) -> Result<Bytes, Error> {
+        match &self.0 {
+            Repr::Bytes(b) => Ok(b.clone()),
+            Repr::Lazy { len, source, key } => {
+                let b = source.load(*key).map_err(Error::Contents)?;
+                if b.len() as u64 != *len {
+                    return Err(Error::Contents(format!(
+                        "contents are {} bytes instead of {len}",
+                        b.len()
+                    )));
+                }
+                Ok(b)
+            }
+        }
+    }
+
+    /// The bytes if they are already in memory.
+    pub fn in_memory(&self) -> Option<&Bytes> {
+        match &self.0 {
+            Repr::Bytes(b) => Some(b),
+            Repr::Lazy { .. } => None,
+        }
+    }
+}
+
+impl From<Bytes> for Contents {
+    fn from(b: Bytes) -> Self {
+        Contents(Repr::Bytes(b))
+    }
+}
+
+impl From<Vec<u8>> for Contents {
+    fn from(v: Vec<u8>) -> Self {
+        Contents(Repr::Bytes(Bytes::from(v)))
+    }
+}
+
+impl From<&'static [u8]> for Contents {
+    fn from(s: &'static [u8]) -> Self {
+        Contents(Repr::Bytes(Bytes::from_static(s)))
+    }
+}
+
+impl From<&'static str> for Contents {
+    fn from(s: &'static str) -> Self {
+        Contents(Repr::Bytes(Bytes::from_static(s.as_bytes())))
+    }
+}
+
+impl PartialEq for Contents {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && match (self.load(), other.load()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+    }
+}
+
+impl Eq for Contents {}
+
+impl std::fmt::Debug for Contents {
+    // Contents can be large: show their size, not their bytes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Repr::Bytes(b) => write!(f, "{} bytes", b.len()),
+            Repr::Lazy { len, .. } => write!(f, "{len} bytes (not loaded)"),
+        }
+    }
+}
+
+/// What a tree entry is. File contents are shared [`Bytes`] or loaded on demand ([`Contents`]),
+/// so handing them to the HTTP body never copies them.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Kind {
     /// A directory (mode 0755 in the tar).
@@ -13,7 +135,7 @@ pub enum Kind {
     /// A regular file: mode 0755 when `executable`, else 0644.
     File {
         /// The file's bytes.
-        data: Bytes,
+        data: Contents,
         /// Whether the executable bit is set.
         executable: bool,
     },
@@ -29,9 +151,7 @@ impl std::fmt::Debug for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Kind::Dir => f.write_str("Dir"),
-            Kind::File { data, executable } => {
-                write!(f, "File({} bytes, exec={executable})", data.len())
-            }
+            Kind::File { data, executable } => write!(f, "File({data:?}, exec={executable})"),
             Kind::Symlink { target } => write!(f, "Symlink({:?})", String::from_utf8_lossy(target)),
         }
     }
@@ -136,7 +256,7 @@ impl Tree {
         self.entries
             .iter()
             .map(|e| match &e.kind {
-                Kind::File { data, .. } => data.len() as u64,
+                Kind::File { data, .. } => data.len(),
                 _ => 0,
             })
             .sum()
@@ -183,7 +303,7 @@ mod tests {
         Entry {
             path: p.into(),
             kind: Kind::File {
-                data: Bytes::from_static(b"x"),
+                data: b"x"[..].into(),
                 executable: false,
             },
         }

@@ -11,13 +11,12 @@
 //! directory and below, deeper files override shallower ones, later lines override earlier ones,
 //! and patterns are matched like `.gitignore` patterns (via gix-glob).
 
-use bytes::Bytes;
 use gix_glob::pattern::Case;
 use gix_glob::wildmatch::Mode as MatchMode;
 use gix_glob::Pattern;
 use gix_transport::bstr::{BStr, ByteSlice};
 
-use crate::context::{Entry, Kind, Tree};
+use crate::context::{Contents, Entry, Kind, Tree};
 
 /// The state of one attribute for one path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +67,7 @@ pub(crate) fn apply(tree: Tree, warnings: &mut Vec<String>) -> Result<Tree, Stri
         ..
     }) = tree.get(b".gitattributes")
     {
+        let data = data.load().map_err(|e| e.to_string())?;
         for line in data.lines() {
             if let Some(def) = line.trim().strip_prefix(b"[attr]") {
                 let mut words = def.fields();
@@ -77,19 +77,19 @@ pub(crate) fn apply(tree: Tree, warnings: &mut Vec<String>) -> Result<Tree, Stri
             }
         }
     }
-    let mut files: Vec<AttrFile> = tree
-        .entries()
-        .iter()
-        .filter_map(|e| match &e.kind {
+    let mut files: Vec<AttrFile> = Vec::new();
+    for e in tree.entries() {
+        match &e.kind {
             Kind::File { data, .. }
                 if e.path == b".gitattributes" || e.path.ends_with(b"/.gitattributes") =>
             {
                 let dir = e.path[..e.path.len() - b".gitattributes".len()].to_vec();
-                Some(parse(dir, data, &macros))
+                let data = data.load().map_err(|e| e.to_string())?;
+                files.push(parse(dir, &data, &macros));
             }
-            _ => None,
-        })
-        .collect();
+            _ => {}
+        }
+    }
     if files.is_empty() {
         return Ok(lfs_only(tree, warnings));
     }
@@ -123,20 +123,27 @@ pub(crate) fn apply(tree: Tree, warnings: &mut Vec<String>) -> Result<Tree, Stri
         if is_lfs_pointer(data) {
             pointers.push(path);
         }
-        let mut out: Option<Vec<u8>> = None;
-        if get("ident") == Some(State::Set) {
-            let id = gix_object::compute_hash(gix_hash::Kind::Sha1, gix_object::Kind::Blob, data)
-                .map_err(|e| format!("hashing {:?} failed: {e}", entry.path.as_bstr()))?;
-            out = ident(data, &id.to_string());
+        let ident_set = get("ident") == Some(State::Set);
+        let crlf = crlf_action(get("text").or_else(|| get("crlf")), get("eol"));
+        if !ident_set && crlf.is_none() {
+            // No conversion: contents stay as they are, loaded only when the tar is sent.
+            continue;
         }
-        if let Some(action) = crlf_action(get("text").or_else(|| get("crlf")), get("eol")) {
-            let input = out.as_deref().unwrap_or(data);
+        let bytes = data.load().map_err(|e| e.to_string())?;
+        let mut out: Option<Vec<u8>> = None;
+        if ident_set {
+            let id = gix_object::compute_hash(gix_hash::Kind::Sha1, gix_object::Kind::Blob, &bytes)
+                .map_err(|e| format!("hashing {:?} failed: {e}", entry.path.as_bstr()))?;
+            out = ident(&bytes, &id.to_string());
+        }
+        if let Some(action) = crlf {
+            let input = out.as_deref().unwrap_or(&bytes);
             if let Some(converted) = to_crlf(input, action) {
                 out = Some(converted);
             }
         }
         if let Some(o) = out {
-            *data = Bytes::from(o);
+            *data = o.into();
         }
     }
     warn(
@@ -198,10 +205,13 @@ fn warn(warnings: &mut Vec<String>, paths: &[String], what: &str) {
 }
 
 /// Whether `data` is a Git LFS pointer (spec: starts with the version line, at most 1024 bytes).
-fn is_lfs_pointer(data: &[u8]) -> bool {
-    data.len() <= LFS_POINTER_MAX
-        && data.starts_with(b"version https://git-lfs.github.com/spec/v1\n")
-        && data.find(b"\noid sha256:").is_some()
+fn is_lfs_pointer(data: &Contents) -> bool {
+    // Small blobs are in memory (see `pack::INLINE_MAX`), so this loads nothing for a fetch.
+    data.len() <= LFS_POINTER_MAX as u64
+        && data.load().is_ok_and(|data| {
+            data.starts_with(b"version https://git-lfs.github.com/spec/v1\n")
+                && data.find(b"\noid sha256:").is_some()
+        })
 }
 
 /// Parses one `.gitattributes` file.
@@ -452,10 +462,10 @@ mod tests {
     #[test]
     fn lfs_pointers() {
         assert!(is_lfs_pointer(
-            b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n"
+            &b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n"[..].into()
         ));
         assert!(!is_lfs_pointer(
-            b"version https://git-lfs.github.com/spec/v1\n"
+            &b"version https://git-lfs.github.com/spec/v1\n"[..].into()
         ));
     }
 }

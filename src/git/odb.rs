@@ -11,7 +11,7 @@ use gix_hash::{oid, ObjectId};
 use gix_object::tree::EntryKind;
 use gix_object::Kind as ObjKind;
 
-use crate::context::{Entry, Kind, Tree};
+use crate::context::{Contents, Entry, Kind, Tree};
 
 /// Upper bound on entries in one checkout: git trees are deduplicated by content, so a small
 /// hostile pack can describe an exponentially large tree; this keeps that from eating memory.
@@ -24,33 +24,68 @@ const MAX_TAG_DEPTH: usize = 32;
 pub(crate) trait Objects {
     /// The object's kind and (decompressed, undeltified) bytes, or `None` if it is absent.
     fn find(&self, id: &oid) -> Result<Option<(ObjKind, Bytes)>, String>;
+
+    /// Blob `id` as file contents, which a store may load only when they are read.
+    fn blob(&self, id: &oid) -> Result<Contents, String> {
+        match self.find(id)? {
+            Some((ObjKind::Blob, data)) => Ok(data.into()),
+            Some((kind, _)) => Err(format!("{id} should be a blob but is a {kind}")),
+            None => Err(format!("blob {id} is missing")),
+        }
+    }
 }
 
-/// Objects held in memory, keyed by id; contents are shared [`Bytes`] so building the tree
-/// does not copy file contents.
+/// How [`MemoryOdb`] holds an object.
+enum Stored {
+    /// Inflated: commits, trees, tags and tiny blobs.
+    Inline(ObjKind, Bytes),
+    /// A blob left compressed in its pack until it is read.
+    Blob(Contents),
+}
+
+/// Objects of a fetched pack, keyed by their id (computed from content by
+/// [`super::pack::read_pack`], so a server cannot lie about ids).
 #[derive(Default)]
 pub(crate) struct MemoryOdb {
-    objects: HashMap<ObjectId, (ObjKind, Bytes)>,
+    objects: HashMap<ObjectId, Stored>,
 }
 
 impl MemoryOdb {
-    /// Adds an object under the id computed from its contents (so a server cannot lie about ids).
-    pub(crate) fn insert(&mut self, kind: ObjKind, data: Bytes) -> Result<ObjectId, String> {
-        let id = gix_object::compute_hash(gix_hash::Kind::Sha1, kind, &data)
-            .map_err(|e| format!("hashing an object failed: {e}"))?;
-        self.objects.insert(id, (kind, data));
-        Ok(id)
+    /// Adds an inflated object whose id was computed from `data`.
+    pub(crate) fn insert_known(&mut self, id: ObjectId, kind: ObjKind, data: Bytes) {
+        self.objects.insert(id, Stored::Inline(kind, data));
     }
 
-    /// The object stored under `id`.
-    pub(crate) fn get(&self, id: &oid) -> Option<&(ObjKind, Bytes)> {
-        self.objects.get(id)
+    /// Whether object `id` is here.
+    pub(crate) fn contains(&self, id: &oid) -> bool {
+        self.objects.contains_key(id)
+    }
+
+    /// Adds a blob whose contents load on demand; `id` was computed from those contents.
+    pub(crate) fn insert_blob(&mut self, id: ObjectId, contents: Contents) {
+        self.objects.insert(id, Stored::Blob(contents));
     }
 }
 
 impl Objects for MemoryOdb {
     fn find(&self, id: &oid) -> Result<Option<(ObjKind, Bytes)>, String> {
-        Ok(self.objects.get(id).cloned())
+        match self.objects.get(id) {
+            None => Ok(None),
+            Some(Stored::Inline(kind, data)) => Ok(Some((*kind, data.clone()))),
+            Some(Stored::Blob(c)) => c
+                .load()
+                .map(|b| Some((ObjKind::Blob, b)))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn blob(&self, id: &oid) -> Result<Contents, String> {
+        match self.objects.get(id) {
+            Some(Stored::Blob(c)) => Ok(c.clone()),
+            Some(Stored::Inline(ObjKind::Blob, data)) => Ok(data.clone().into()),
+            Some(Stored::Inline(kind, _)) => Err(format!("{id} should be a blob but is a {kind}")),
+            None => Err(format!("blob {id} is missing")),
+        }
     }
 }
 
@@ -133,11 +168,15 @@ pub(crate) fn checkout(objects: &impl Objects, start: ObjectId) -> Result<Resolv
                     Kind::Dir
                 }
                 EntryKind::Blob | EntryKind::BlobExecutable => Kind::File {
-                    data: blob(objects, &id)?,
+                    data: objects.blob(&id)?,
                     executable: item.mode.kind() == EntryKind::BlobExecutable,
                 },
                 EntryKind::Link => Kind::Symlink {
-                    target: blob(objects, &id)?.to_vec(),
+                    target: objects
+                        .blob(&id)?
+                        .load()
+                        .map_err(|e| e.to_string())?
+                        .to_vec(),
                 },
                 // Submodules are fetched and placed by the caller (see `super::submodule`).
                 EntryKind::Commit => {
@@ -159,13 +198,4 @@ pub(crate) fn checkout(objects: &impl Objects, start: ObjectId) -> Result<Resolv
         tree,
         gitlinks,
     })
-}
-
-/// The contents of blob `id`.
-fn blob(objects: &impl Objects, id: &oid) -> Result<Bytes, String> {
-    match objects.find(id)? {
-        Some((ObjKind::Blob, data)) => Ok(data),
-        Some((kind, _)) => Err(format!("{id} should be a blob but is a {kind}")),
-        None => Err(format!("blob {id} is missing")),
-    }
 }

@@ -38,10 +38,14 @@ pub(crate) fn place(
         Some(Entry {
             kind: Kind::File { data, .. },
             ..
-        }) => parse(data).map_err(|why| Error::Fetch {
-            url: addr.redacted_url(),
-            why: format!(".gitmodules cannot be read: {why}"),
-        })?,
+        }) => data
+            .load()
+            .map_err(|e| e.to_string())
+            .and_then(|d| parse(&d))
+            .map_err(|why| Error::Fetch {
+                url: addr.redacted_url(),
+                why: format!(".gitmodules cannot be read: {why}"),
+            })?,
         _ => Vec::new(),
     };
     let mtime = tree.mtime;

@@ -485,6 +485,7 @@ async fn context(source: &str, dockerfile: Option<&str>) -> Result<(), Failure> 
     let tree = dbuild::context::ignore::apply(tree, dockerfile).map_err(dbuild::Error::from)?;
     let mut out = std::io::stdout().lock();
     for chunk in TarBody::new(tree, TarOptions::default()) {
+        let chunk = chunk.map_err(dbuild::Error::from)?;
         out.write_all(&chunk).map_err(|e| Failure {
             code: 1,
             message: format!("cannot write to stdout: {e}"),

@@ -165,7 +165,7 @@ fn file(p: &str) -> Entry {
     Entry {
         path: p.into(),
         kind: Kind::File {
-            data: bytes::Bytes::copy_from_slice(p.as_bytes()),
+            data: bytes::Bytes::copy_from_slice(p.as_bytes()).into(),
             executable: false,
         },
     }
@@ -185,7 +185,7 @@ fn tree(ignore: &str, paths: &[&str]) -> Tree {
     entries.push(Entry {
         path: b".dockerignore".to_vec(),
         kind: Kind::File {
-            data: bytes::Bytes::copy_from_slice(ignore.as_bytes()),
+            data: bytes::Bytes::copy_from_slice(ignore.as_bytes()).into(),
             executable: false,
         },
     });
@@ -272,7 +272,7 @@ fn apply_dockerignore_symlink_and_dir() {
     assert_eq!(apply(t, "Dockerfile").unwrap().len(), 3); // dangling: no patterns
     let mut conf = file("conf/ignore");
     conf.kind = Kind::File {
-        data: bytes::Bytes::from_static(b"x\nconf"),
+        data: bytes::Bytes::from_static(b"x\nconf").into(),
         executable: false,
     };
     let t = Tree::from_entries(

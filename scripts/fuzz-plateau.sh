@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs one cargo-fuzz target for SECONDS and shows whether its coverage plateaued:
+#   bash scripts/fuzz-plateau.sh TARGET SECONDS [LOG]
+# Every libFuzzer status line is stamped with the seconds since the start (in LOG, default
+# fuzz/TARGET-plateau.log, not committed); at the end the script prints `cov` and `ft` at each
+# tenth of the run and when `cov` last grew. "Plateaued" here means: no new `cov` in the last
+# half of the run. A crash stops the run with its input in fuzz/artifacts/TARGET.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+t=${1:?usage: fuzz-plateau.sh TARGET SECONDS [LOG]}
+secs=${2:?usage: fuzz-plateau.sh TARGET SECONDS [LOG]}
+log=${3:-fuzz/$t-plateau.log}
+if ! cargo fuzz --version >/dev/null 2>&1; then
+	cargo install cargo-fuzz --locked
+fi
+mkdir -p "fuzz/corpus/$t"
+(cd fuzz && cargo +nightly fuzz build "$t" >/dev/null 2>&1)
+start=$(date +%s)
+set +e
+cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 \
+	-print_final_stats=1 2>&1 |
+	while IFS= read -r line; do printf '%s %s\n' "$(($(date +%s) - start))" "$line"; done >"$log"
+rc=${PIPESTATUS[0]}
+set -e
+if [[ $rc -ne 0 ]]; then
+	tail -n 40 "$log"
+	echo "fuzz target $t failed (exit $rc): the crashing input is in fuzz/artifacts/$t"
+	exit 1
+fi
+awk -v secs="$secs" -v t="$t" '
+	/ cov: / {
+		for (i = 1; i <= NF; i++) { if ($i == "cov:") c = $(i+1); if ($i == "ft:") f = $(i+1); if ($i ~ /^#[0-9]+$/) r = substr($i, 2) }
+		if (c + 0 > last_cov + 0) { last_cov = c; last_t = $1 }
+		b = int($1 * 10 / secs); if (b > 10) b = 10
+		cov[b] = c; ft[b] = f; runs[b] = r; seen[b] = 1
+	}
+	END {
+		printf "%s: %d s\n", t, secs
+		printf "%8s %12s %8s %8s\n", "elapsed", "runs", "cov", "ft"
+		for (b = 0; b <= 10; b++) if (seen[b]) printf "%7ds %12s %8s %8s\n", (b == 10 ? secs : (b + 1) * secs / 10), runs[b], cov[b], ft[b]
+		printf "last new cov at %d s of %d (%s)\n", last_t, secs, (last_t <= secs / 2 ? "plateaued: no new cov in the last half" : "still rising")
+	}' "$log"
+grep -a -E 'stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' "$log" | sed 's/^[0-9]* //' || true
