@@ -67,14 +67,14 @@
 //! # Example: a context, in memory
 //!
 //! ```
-//! use bytes::Bytes;
 //! use dbuild::context::{Entry, Kind, TarBody, TarOptions, Tree};
 //!
+//! // Contents come from `bytes::Bytes`, a `Vec<u8>` or a static slice.
 //! let tree = Tree::from_entries(0, vec![Entry {
 //!     path: b"Dockerfile".to_vec(),
-//!     kind: Kind::File { data: Bytes::from_static(b"FROM scratch\n").into(), executable: false },
+//!     kind: Kind::File { data: "FROM scratch\n".into(), executable: false },
 //! }])?;
-//! let tar: Vec<u8> = TarBody::new(tree, TarOptions::default()).into_vec().unwrap();
+//! let tar: Vec<u8> = TarBody::new(tree, TarOptions::default()).into_vec()?;
 //! assert_eq!(tar.len(), 512 + 512 + 1024); // header, padded contents, end-of-archive blocks
 //! # Ok::<(), dbuild::context::Error>(())
 //! ```

@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
             Kind::File { data, .. } => {
                 let mut got = Vec::new();
                 std::io::Read::read_to_end(&mut e, &mut got).unwrap();
-                assert_eq!(&got[..], &data[..]);
+                assert_eq!(&got[..], &data.load().unwrap()[..]);
             }
             Kind::Symlink { target } => assert_eq!(e.link_name_bytes().unwrap().as_ref(), &target[..]),
             Kind::Dir => {}
