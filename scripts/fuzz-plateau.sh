@@ -2,9 +2,11 @@
 # Runs one cargo-fuzz target for SECONDS and shows whether its coverage plateaued:
 #   bash scripts/fuzz-plateau.sh TARGET SECONDS [LOG]
 # Every libFuzzer status line is stamped with the seconds since the start (in LOG, default
-# fuzz/TARGET-plateau.log, not committed); at the end the script prints `cov` and `ft` at each
-# tenth of the run and when `cov` last grew. "Plateaued" here means: no new `cov` in the last
-# half of the run. A crash stops the run with its input in fuzz/artifacts/TARGET.
+# fuzz/TARGET-plateau.log, not committed); at the end the script prints runs, `cov` and `ft` at
+# each tenth of the run and the run at which `cov` last grew. "Plateaued" here means: no new
+# `cov` in the last half of the executions (executions, not seconds, so that a run slowed by
+# other work on a shared machine is judged by the work it did). A crash stops the run with its
+# input in fuzz/artifacts/TARGET.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 t=${1:?usage: fuzz-plateau.sh TARGET SECONDS [LOG]}
@@ -22,7 +24,10 @@ cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_li
 	while IFS= read -r line; do printf '%s %s\n' "$(($(date +%s) - start))" "$line"; done >"$log"
 rc=${PIPESTATUS[0]}
 set -e
-if [[ $rc -ne 0 ]]; then
+if [[ $rc -ge 128 ]]; then
+	echo "fuzz target $t was stopped by signal $((rc - 128)); its log is $log"
+	exit 1
+elif [[ $rc -ne 0 ]]; then
 	tail -n 40 "$log"
 	echo "fuzz target $t failed (exit $rc): the crashing input is in fuzz/artifacts/$t"
 	exit 1
@@ -30,7 +35,8 @@ fi
 awk -v secs="$secs" -v t="$t" '
 	/ cov: / {
 		for (i = 1; i <= NF; i++) { if ($i == "cov:") c = $(i+1); if ($i == "ft:") f = $(i+1); if ($i ~ /^#[0-9]+$/) r = substr($i, 2) }
-		if (c + 0 > last_cov + 0) { last_cov = c; last_t = $1 }
+		if (c + 0 > last_cov + 0) { last_cov = c; last_t = $1; last_r = r }
+		total_r = r
 		b = int($1 * 10 / secs); if (b > 10) b = 10
 		cov[b] = c; ft[b] = f; runs[b] = r; seen[b] = 1
 	}
@@ -38,6 +44,6 @@ awk -v secs="$secs" -v t="$t" '
 		printf "%s: %d s\n", t, secs
 		printf "%8s %12s %8s %8s\n", "elapsed", "runs", "cov", "ft"
 		for (b = 0; b <= 10; b++) if (seen[b]) printf "%7ds %12s %8s %8s\n", (b == 10 ? secs : (b + 1) * secs / 10), runs[b], cov[b], ft[b]
-		printf "last new cov at %d s of %d (%s)\n", last_t, secs, (last_t <= secs / 2 ? "plateaued: no new cov in the last half" : "still rising")
+		printf "last new cov (%s) at run %s of %s, %d s of %d: %s\n", last_cov, last_r, total_r, last_t, secs, (last_r + 0 <= total_r / 2 ? "plateaued (no new cov in the last half of the runs)" : "still rising")
 	}' "$log"
 grep -a -E 'stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb' "$log" | sed 's/^[0-9]* //' || true
