@@ -98,8 +98,11 @@ make_medium() {
 
 # ------------------------------------------------------------- helpers --
 # ms CMD...: runs CMD (output discarded, stderr kept for errors), prints elapsed milliseconds.
+# Dirty pages are flushed first (untimed): otherwise the 79 MiB that one run's engine (or
+# checkout) wrote are written back during the next run, whichever tool that is.
 ms() {
 	local s e
+	sync
 	s=$(date +%s%N)
 	if ! "$@" >"$WORK/out" 2>"$WORK/err"; then
 		log "FAILED: $*"
