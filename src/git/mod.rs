@@ -96,6 +96,14 @@ pub struct Checkout {
     pub warnings: Vec<String>,
 }
 
+/// For the `pack` fuzz target only (built with `--cfg fuzzing`): reads `pack` as a fetch does,
+/// then loads every object and checks it against its id (panics on a mismatch). Returns the
+/// number of objects, or the error a fetch would report.
+#[cfg(fuzzing)]
+pub fn fuzz_read_pack(pack: &[u8]) -> Result<usize, String> {
+    pack::read_pack(pack)?.check_all()
+}
+
 /// Environment variable holding a token (or password) for http(s) repositories, used when the
 /// server asks for credentials and the URL carries no password: it stays out of process lists
 /// and shell history, unlike `https://user:token@host/…`.

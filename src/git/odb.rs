@@ -67,6 +67,26 @@ impl MemoryOdb {
     }
 }
 
+#[cfg(fuzzing)]
+impl MemoryOdb {
+    /// Fuzzing oracle: every object loads, and what loads hashes to the id it is stored under.
+    pub(crate) fn check_all(&self) -> Result<usize, String> {
+        for (id, stored) in &self.objects {
+            let (kind, data) = match stored {
+                Stored::Inline(kind, data) => (*kind, data.clone()),
+                Stored::Blob(c) => (ObjKind::Blob, c.load().map_err(|e| e.to_string())?),
+            };
+            let got = gix_object::compute_hash(gix_hash::Kind::Sha1, kind, &data)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(
+                got, *id,
+                "an object loads to other bytes than it was hashed from"
+            );
+        }
+        Ok(self.objects.len())
+    }
+}
+
 impl Objects for MemoryOdb {
     fn find(&self, id: &oid) -> Result<Option<(ObjKind, Bytes)>, String> {
         match self.objects.get(id) {

@@ -584,7 +584,7 @@ mod tests {
         let ofs = |h: &Header| matches!(h, Header::OfsDelta { .. });
         let deltas: Vec<bool> = {
             let entries = BytesToEntriesIter::new_from_header(
-                &pack[..],
+                pack,
                 Mode::Verify,
                 EntryDataMode::Keep,
                 gix_hash::Kind::Sha1,
