@@ -8,6 +8,7 @@
 # run slowed by other work on a shared machine is judged by the work it did). A crash stops the
 # run with its input in fuzz/artifacts/TARGET.
 #   bash scripts/fuzz-plateau.sh --report TARGET SECONDS LOG   prints the summary of a past run.
+# FUZZ_ARGS adds libFuzzer flags; FUZZ_ARGS=-print_pcs=1 logs where each new edge is (NEW_PC).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 report_only=false
@@ -50,7 +51,7 @@ mkdir -p "fuzz/corpus/$t"
 start=$(date +%s)
 set +e
 cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=4096 \
-	-print_final_stats=1 2>&1 |
+	-print_final_stats=1 ${FUZZ_ARGS:-} 2>&1 |
 	while IFS= read -r line; do printf '%s %s\n' "$(($(date +%s) - start))" "$line"; done >"$log"
 rc=${PIPESTATUS[0]}
 set -e
