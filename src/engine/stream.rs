@@ -127,6 +127,15 @@ fn trim(line: &[u8]) -> &[u8] {
 }
 
 fn parse(line: &[u8]) -> Result<Message, DecodeError> {
+    // The engines send JSON objects only. serde's derive would also read a JSON array as the
+    // fields in order (`["text"]` as `{"stream":"text"}`), which no engine means.
+    if line.first() != Some(&b'{') {
+        return Err(DecodeError {
+            len: line.len(),
+            start: String::from_utf8_lossy(&line[..line.len().min(60)]).into_owned(),
+            why: "not a JSON object".into(),
+        });
+    }
     serde_json::from_slice(line).map_err(|e| DecodeError {
         len: line.len(),
         start: String::from_utf8_lossy(&line[..line.len().min(60)]).into_owned(),
@@ -210,5 +219,16 @@ mod tests {
         d.push(b"{\"stream\":\"cut");
         assert!(d.next_message().is_none());
         assert!(d.finish().unwrap().is_err());
+    }
+
+    #[test]
+    fn only_json_objects_are_messages() {
+        for line in [&b"[\"Step 1/2\"]"[..], b"\"text\"", b"42", b"null", b"true"] {
+            let mut d = Decoder::new();
+            d.push(line);
+            d.push(b"\n");
+            let e = d.next_message().unwrap().unwrap_err();
+            assert!(e.to_string().contains("not a JSON object"), "{e}");
+        }
     }
 }
