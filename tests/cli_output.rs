@@ -38,12 +38,14 @@ fn on_terminal(args: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
 /// A context whose Dockerfile has a `RUN` step with output, unique so it is not cached.
 fn context(name: &str, run: &str) -> PathBuf {
     let dir = common::empty_dir(name);
+    // The nonce also ends the RUN line (as a shell comment), so that no two runs share the
+    // RUN step's cached image: another run's `rmi -f` removes that untagged parent, and
+    // dockerd 20.10 then failed a build that had just chosen it from the cache ("unable to
+    // find image sha256:…", seen once in CI).
+    let nonce = unique("n");
     std::fs::write(
         dir.join("Dockerfile"),
-        format!(
-            "FROM localbusybox:latest\nRUN {run}\nLABEL nonce={}\n",
-            unique("n")
-        ),
+        format!("FROM localbusybox:latest\nRUN {run} # {nonce}\nLABEL nonce={nonce}\n"),
     )
     .unwrap();
     dir
