@@ -730,11 +730,7 @@ fn a_remote_repository_cannot_pull_in_a_local_submodule() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", common::text(&out.stderr));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut daemon = Command::new("git")
         .args([
             "daemon",

@@ -26,14 +26,6 @@ impl Drop for Running {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn wait_for_port(port: u16) {
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -201,7 +193,7 @@ async fn build_through(settings: Settings) {
 
 #[tokio::test]
 async fn plain_tcp_through_a_relay() {
-    let port = free_port();
+    let port = common::free_port();
     let _relay = socat(
         &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
         port,
@@ -217,7 +209,7 @@ async fn plain_tcp_through_a_relay() {
 async fn tls_with_client_certificates_and_a_wrong_ca_is_refused_clearly() {
     let dir = common::empty_dir("engine-tls");
     make_certs(&dir, "dbuild test CA");
-    let port = free_port();
+    let port = common::free_port();
     let _relay = tls_relay(&dir, port);
     let host = Host::parse(&format!("tcp://127.0.0.1:{port}")).unwrap();
     let good = TlsFiles::in_dir(&dir, true);
@@ -299,7 +291,7 @@ fn docker_cli(config: &Path, args: &[&str]) {
 #[tokio::test]
 async fn docker_contexts_written_by_the_cli_are_followed() {
     let config = common::empty_dir("engine-contexts");
-    let port = free_port();
+    let port = common::free_port();
     let _relay = socat(
         &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"),
         port,
@@ -398,7 +390,7 @@ async fn docker_contexts_written_by_the_cli_are_followed() {
 async fn a_tls_context_made_by_the_cli_carries_its_certificates() {
     let dir = common::empty_dir("engine-tls-context");
     make_certs(&dir, "dbuild context CA");
-    let port = free_port();
+    let port = common::free_port();
     let _relay = tls_relay(&dir, port);
     let config = dir.join("config");
     std::fs::create_dir_all(&config).unwrap();
@@ -448,7 +440,7 @@ fn sshd(dir: &Path) -> Sshd {
         dir,
     );
     std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let d = dir.display();
     std::fs::write(
         dir.join("sshd_config"),

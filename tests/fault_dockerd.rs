@@ -207,14 +207,6 @@ fn clean_up(daemon: &mut Daemon) {
     let _ = std::fs::remove_dir_all(&daemon.dir);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn upload_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -271,21 +263,10 @@ fn a_killed_dockerd_mid_build_and_mid_push() {
 
         // ---- mid-push: a private registry in the daemon's namespace; SIGKILL mid-upload.
         let reg = common::empty_dir("fault-dockerd-registry");
-        let port = free_port();
-        std::fs::write(
-            reg.join("config.yml"),
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                reg.join("data").display()
-            ),
-        )
-        .unwrap();
+        let port = common::free_port();
+        let config = common::registry_config(&reg, port);
         let mut registry = daemon
-            .in_netns(
-                Command::new("docker-registry")
-                    .arg("serve")
-                    .arg(reg.join("config.yml")),
-            )
+            .in_netns(Command::new("docker-registry").arg("serve").arg(&config))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

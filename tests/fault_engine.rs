@@ -294,11 +294,7 @@ fn sigint_and_sigterm_during_a_push() {
 fn plain_http_server_is_not_an_engine() {
     common::bed();
     // A real HTTP server that is not Docker: python's http.server answers 404 with HTML.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let dir = common::empty_dir("fault-http");
     let mut server = Command::new("python3")
         .args([

@@ -15,14 +15,6 @@ use std::time::{Duration, Instant};
 use fault_proxy::{Addr, Fault, FaultProxy};
 use faults::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Total size of the files under `dir` whose path contains `_uploads` (blob uploads the
 /// registry is receiving).
 fn upload_bytes(dir: &std::path::Path) -> u64 {
@@ -48,18 +40,11 @@ fn upload_bytes(dir: &std::path::Path) -> u64 {
 fn registry_killed_mid_push() {
     common::bed();
     let root = common::empty_dir("fault-registry");
-    let port = free_port();
-    std::fs::write(
-        root.join("config.yml"),
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            root.join("data").display()
-        ),
-    )
-    .unwrap();
+    let port = common::free_port();
+    let config = common::registry_config(&root, port);
     let mut registry = Command::new("docker-registry")
         .arg("serve")
-        .arg(root.join("config.yml"))
+        .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -54,14 +53,6 @@ fn assert_fails(out: &Output, code: i32, wants: &[&str], secrets: &[&str]) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn unknown_host() {
     let out = context("git://no-such-host.invalid/r.git", &[]);
@@ -72,7 +63,7 @@ fn unknown_host() {
 
 #[test]
 fn connection_refused() {
-    let port = free_port();
+    let port = common::free_port();
     let out = context(&format!("git://127.0.0.1:{port}/demo.git"), &[]);
     assert_fails(&out, 1, &["connection refused", &port.to_string()], &[]);
     let out = context(
@@ -228,7 +219,7 @@ fn ssh_and_scp_like_addresses() {
 
     let out = context(&format!("{base}/no-such-repo.git"), &env);
     assert_fails(&out, 1, &["repository not found", "no-such-repo.git"], &[]);
-    let port = free_port();
+    let port = common::free_port();
     let out = context(&format!("ssh://root@127.0.0.1:{port}/x.git"), &env);
     assert_fails(&out, 1, &["connection refused"], &[]);
     // Without the test bed's known_hosts, batch mode refuses the unknown host key.

@@ -143,6 +143,30 @@ pub fn registry_digest(bed: &Bed, repo: &str, tag: &str) -> String {
 }
 
 /// A fresh empty directory under the system temp dir (tests may write; dbuild may not).
+/// A loopback port nothing listens on right now (the OS picks it; it is released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a `docker-registry` config into `root` (storage under `root/data`, listening on
+/// 127.0.0.1:`port`) and returns its path.
+pub fn registry_config(root: &Path, port: u16) -> std::path::PathBuf {
+    let path = root.join("config.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            root.join("data").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
 pub fn empty_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(unique(&format!("dbuild-{name}")));
     std::fs::create_dir_all(&d).unwrap();
